@@ -1,0 +1,56 @@
+"""The `sweeplab` command: `sweeplab train [HYDRA OVERRIDES]` runs one trial."""
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from sweeplab.config import SweeplabError
+from sweeplab.paths import config_dir
+
+log = logging.getLogger("sweeplab")
+
+USAGE = """usage: sweeplab COMMAND [ARGS]
+
+commands:
+  train [OVERRIDES]   train one model; OVERRIDES are Hydra's (model=cnn optimizer.lr=3e-4 ...)
+                      `sweeplab train --help` lists the config groups and their options
+
+configs: {conf}
+"""
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+def train_app(cfg: DictConfig) -> float:
+    from sweeplab.train import train  # torch loads only when a run starts, not for --help
+
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        result = train(cfg, output_dir)
+    except SweeplabError as err:
+        log.error("%s", err)
+        print(f"sweeplab: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(
+        f"{result.status}: val_acc={result.metrics['val_acc']:.4f} test_acc={result.metrics['test_acc']:.4f} "
+        f"params={result.metrics['params']:,} {result.metrics['train_seconds']:.1f}s -> {output_dir}"
+    )
+    return result.metrics["val_acc"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE.format(conf=config_dir()))
+        return
+    command, rest = args[0], args[1:]
+    if command == "train":
+        # Hydra reads its overrides from sys.argv: hand it everything after the sub-command.
+        sys.argv = ["sweeplab train", *rest]
+        train_app()
+        return
+    print(f"sweeplab: unknown command {command!r}\n\n{USAGE.format(conf=config_dir())}", file=sys.stderr)
+    raise SystemExit(2)

@@ -1,0 +1,99 @@
+"""Checking config nodes against the builders they feed, so bad input fails before any training.
+
+Every option in a config group maps to a builder function whose keyword arguments *are* its schema:
+`call_with(builder, node, "optimizer")` rejects unknown keys, missing keys and values of the wrong type
+with a message naming the full field (`optimizer.lr`), then calls the builder. Range checks live in the
+builders themselves, next to the code that relies on them, through `require`.
+"""
+
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from omegaconf import DictConfig, OmegaConf
+
+
+class SweeplabError(Exception):
+    """An error caused by the user's input; the CLI prints its message without a traceback."""
+
+
+class ConfigError(SweeplabError, ValueError):
+    """A config value that cannot work, with the field it is in."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def require(condition: bool, field: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(field, message)
+
+
+def to_dict(node: Mapping | DictConfig) -> dict[str, Any]:
+    """A plain, resolved dict of a config node (OmegaConf containers become lists and dicts)."""
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    return dict(node)
+
+
+def call_with(builder: Callable, node: Mapping, path: str, **context: Any) -> Any:
+    """Call `builder(**context, **node)` after checking the node's keys and value types.
+
+    `context` holds what the code supplies (parameters, shapes); `node` holds what the user wrote.
+    """
+    params = {
+        name: p
+        for name, p in inspect.signature(builder).parameters.items()
+        if name not in context and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    hints = typing.get_type_hints(builder)
+    values = to_dict(node)
+    unknown = sorted(set(values) - set(params))
+    if unknown:
+        raise ConfigError(
+            f"{path}.{unknown[0]}", f"unknown option; {path} takes: {', '.join(params) or 'no options'}"
+        )
+    for name, param in params.items():
+        if name not in values and param.default is inspect.Parameter.empty:
+            raise ConfigError(f"{path}.{name}", f"missing; expected {_describe(hints.get(name, Any))}")
+    for name, value in values.items():
+        hint = hints.get(name, Any)
+        if not _conforms(value, hint):
+            raise ConfigError(f"{path}.{name}", f"expected {_describe(hint)}, got {value!r}")
+    return builder(**context, **values)
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if origin is Literal:
+        return value in args
+    if origin in (list, tuple):
+        item = args[0] if args else Any
+        return isinstance(value, list | tuple) and all(_conforms(v, item) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, tuple):
+        return f"a list of {_describe(args[0]) if args else 'values'}"
+    if hint is type(None):
+        return "null"
+    return {float: "a number", int: "an integer", bool: "true or false", str: "a string"}.get(hint, str(hint))

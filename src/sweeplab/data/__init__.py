@@ -1,0 +1,37 @@
+"""Data: a registry of sources, the train/val/test splits, preprocessing and augmentation."""
+
+from collections.abc import Mapping
+
+from sweeplab.config import to_dict
+from sweeplab.data import sources, vision  # noqa: F401  (registers the data sets)
+from sweeplab.data.augment import AUGMENTS
+from sweeplab.data.preprocess import PREPROCESS, InputPipeline
+from sweeplab.data.registry import DATASETS
+from sweeplab.data.splits import DataSplits, RawData, carve_validation
+
+__all__ = [
+    "AUGMENTS",
+    "DATASETS",
+    "PREPROCESS",
+    "DataSplits",
+    "InputPipeline",
+    "RawData",
+    "build_inputs",
+    "load_data",
+]
+
+
+def load_data(node: Mapping) -> DataSplits:
+    """Load the data set a `dataset` config node names and carve its validation split."""
+    params = to_dict(node)
+    split = {key: params.pop(key, None) for key in ("val_fraction", "split_seed")}
+    raw = DATASETS.build(params, "dataset")
+    return carve_validation(raw, **split)
+
+
+def build_inputs(preprocess: Mapping, augment: Mapping, input_shape: tuple[int, ...]) -> InputPipeline:
+    """The (unfitted) pipeline from stored tensors to model inputs."""
+    return InputPipeline(
+        PREPROCESS.build(preprocess, "preprocess"),
+        AUGMENTS.build(augment, "augment", input_shape=input_shape),
+    )

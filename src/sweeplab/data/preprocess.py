@@ -1,0 +1,109 @@
+"""Preprocessing fitted on the training split only, applied to every batch on the device.
+
+`InputPipeline` is the one path from stored tensors to model inputs: uint8 images become floats in
+[0, 1], training batches are augmented, then the fitted preprocessing (standardize, PCA) is applied.
+"""
+
+import torch
+from torch import Tensor, nn
+
+from sweeplab.config import require
+from sweeplab.registry import Registry
+
+PREPROCESS: Registry = Registry("preprocess")
+
+
+def to_float(x: Tensor) -> Tensor:
+    return x.float().div_(255) if x.dtype == torch.uint8 else x
+
+
+class Standardize(nn.Module):
+    """Per-feature (per pixel and channel, or per signal sample) zero mean and unit variance."""
+
+    def __init__(self, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("mean", torch.zeros(()))
+        self.register_buffer("inv_std", torch.ones(()))
+
+    @torch.no_grad()
+    def fit(self, x: Tensor) -> None:
+        self.mean = x.mean(0)
+        self.inv_std = 1 / (x.std(0) + self.eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) * self.inv_std
+
+
+class PCA(nn.Module):
+    """Project flattened inputs on the fewest principal components that keep `variance` of it."""
+
+    def __init__(self, variance: float, whiten: bool) -> None:
+        super().__init__()
+        self.variance, self.whiten = variance, whiten
+        self.register_buffer("mean", torch.zeros(()))
+        self.register_buffer("components", torch.zeros(0, 0))
+
+    @torch.no_grad()
+    def fit(self, x: Tensor) -> None:
+        flat = x.flatten(1).double()
+        self.mean = flat.mean(0).float()
+        centred = flat - flat.mean(0)
+        eigvals, eigvecs = torch.linalg.eigh(centred.T @ centred / (len(flat) - 1))
+        eigvals, eigvecs = eigvals.flip(0).clamp_min(0), eigvecs.flip(1)  # largest first
+        explained = eigvals.cumsum(0) / eigvals.sum()
+        keep = int(torch.searchsorted(explained, torch.tensor(self.variance, dtype=explained.dtype))) + 1
+        keep = min(keep, len(eigvals))
+        components = eigvecs[:, :keep]
+        if self.whiten:
+            components = components / eigvals[:keep].sqrt().clamp_min(1e-12)
+        self.components = components.float()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x.flatten(1) - self.mean) @ self.components
+
+
+class Fitted(nn.Sequential):
+    """Preprocessing steps fitted in order, each on the output of the ones before it."""
+
+    @torch.no_grad()
+    def fit(self, x: Tensor) -> None:
+        for step in self:
+            step.fit(x)
+            x = step(x)
+
+
+@PREPROCESS.register("none")
+def no_preprocess() -> Fitted:
+    return Fitted()
+
+
+@PREPROCESS.register("standardize")
+def standardize(*, eps: float = 1e-6) -> Fitted:
+    require(eps > 0, "preprocess.eps", f"must be positive, got {eps}")
+    return Fitted(Standardize(eps))
+
+
+@PREPROCESS.register("pca")
+def pca(*, variance: float, standardize: bool, whiten: bool = False, eps: float = 1e-6) -> Fitted:
+    require(
+        0 < variance <= 1,
+        "preprocess.variance",
+        f"is the fraction of variance kept, in (0, 1]; got {variance}",
+    )
+    return Fitted(*([Standardize(eps)] if standardize else []), PCA(variance, whiten))
+
+
+class InputPipeline(nn.Module):
+    def __init__(self, preprocess: Fitted, augment: nn.Module | None) -> None:
+        super().__init__()
+        self.preprocess, self.augment = preprocess, augment
+
+    def fit(self, x_train: Tensor) -> None:
+        self.preprocess.fit(to_float(x_train))
+
+    def forward(self, x: Tensor, train: bool = False) -> Tensor:
+        x = to_float(x)
+        if train and self.augment is not None:
+            x = self.augment(x)
+        return self.preprocess(x)

@@ -1,0 +1,3 @@
+from sweeplab.registry import Registry
+
+DATASETS: Registry = Registry("dataset")

@@ -1,0 +1,140 @@
+"""Image data sets through torchvision's own classes (download, checksums, parsing), held as uint8."""
+
+import gzip
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torchvision import datasets as tvd
+
+from sweeplab.config import SweeplabError, require
+from sweeplab.data.registry import DATASETS
+from sweeplab.data.splits import RawData
+
+IdxSource = Literal["official", "test_only"]
+
+
+@DATASETS.register("mnist")
+def mnist(
+    *, root: str, download: bool, source: IdxSource = "official", test_fraction: float = 0.2
+) -> RawData:
+    return _idx_dataset(tvd.MNIST, root, download, source, test_fraction)
+
+
+@DATASETS.register("fashion_mnist")
+def fashion_mnist(
+    *, root: str, download: bool, source: IdxSource = "official", test_fraction: float = 0.2
+) -> RawData:
+    return _idx_dataset(tvd.FashionMNIST, root, download, source, test_fraction)
+
+
+@DATASETS.register("cifar10")
+def cifar10(*, root: str, download: bool) -> RawData:
+    train, test = (_open(tvd.CIFAR10, root, download, train=flag) for flag in (True, False))
+
+    def images(ds: tvd.CIFAR10) -> torch.Tensor:  # stored HWC; models take CHW
+        return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+
+    return RawData(
+        x_train=images(train),
+        y_train=torch.as_tensor(train.targets, dtype=torch.int64),
+        x_test=images(test),
+        y_test=torch.as_tensor(test.targets, dtype=torch.int64),
+        class_names=list(train.classes),
+    )
+
+
+def _idx_dataset(
+    cls: type[tvd.MNIST], root: str, download: bool, source: str, test_fraction: float
+) -> RawData:
+    if source == "official":
+        train, test = (_open(cls, root, download, train=flag) for flag in (True, False))
+        return RawData(
+            train.data.unsqueeze(1),
+            train.targets.long(),
+            test.data.unsqueeze(1),
+            test.targets.long(),
+            _class_names(cls),
+        )
+    # "test_only": the 10k test files alone (the training files may be unavailable), carved into
+    # train and test here; the validation split is then carved from that train part as usual.
+    require(0 < test_fraction < 1, "dataset.test_fraction", f"must be in (0, 1), got {test_fraction}")
+    images, labels = _read_test_files(cls, root, download)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    n_test = round(len(labels) * test_fraction)
+    test, train = order[:n_test], order[n_test:]
+    return RawData(images[train], labels[train], images[test], labels[test], _class_names(cls))
+
+
+def _class_names(cls: type[tvd.MNIST]) -> list[str]:
+    return [str(d) for d in range(10)] if cls is tvd.MNIST else list(cls.classes)
+
+
+def _open(cls: type, root: str, download: bool, train: bool):
+    try:
+        return cls(root, train=train, download=download)
+    except (RuntimeError, OSError) as err:
+        raise SweeplabError(_missing_message(cls, root, download, err)) from err
+
+
+def _expected_files(cls: type, root: str) -> tuple[Path, list[str]]:
+    if hasattr(cls, "resources"):  # MNIST family: the .gz files are unpacked into <root>/<Class>/raw
+        return Path(root) / cls.__name__ / "raw", [Path(url).stem for url, _ in cls.resources]
+    names = [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    return Path(root) / cls.base_folder, names
+
+
+def _missing_message(cls: type, root: str, download: bool, err: Exception) -> str:
+    folder, names = _expected_files(cls, root)
+    missing = [n for n in names if not (folder / n).is_file()]
+    what = f"missing {', '.join(missing)}" if missing else "files present but corrupted (checksum mismatch)"
+    hint = (
+        f"downloading failed ({str(err).splitlines()[0]}); fetch the files on a machine with internet access"
+        if download
+        else "set dataset.download=true to fetch them (needs internet)"
+    )
+    return (
+        f"{cls.__name__} data not found in {folder}: {what}. Expected files: {', '.join(names)}. "
+        f"Either {hint}, or set dataset.root to a folder that holds them."
+    )
+
+
+def _read_test_files(cls: type[tvd.MNIST], root: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    names = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    folders = [Path(root), Path(root) / cls.__name__ / "raw"]
+    for folder in folders:
+        found = [_with_or_without_gz(folder / n) for n in names]
+        if all(found):
+            images, labels = (read_idx(p) for p in found)  # type: ignore[arg-type]
+            return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long()
+    if download:
+        _open(cls, root, download=True, train=False)
+        return _read_test_files(cls, root, download=False)
+    raise SweeplabError(
+        f"{cls.__name__} test files not found: looked for {' and '.join(n + '[.gz]' for n in names)} in "
+        f"{' and '.join(str(f) for f in folders)}. Set dataset.root to the folder that holds them, "
+        "or dataset.download=true to fetch them (needs internet)."
+    )
+
+
+def _with_or_without_gz(path: Path) -> Path | None:
+    gz = path.with_name(path.name + ".gz")
+    return path if path.is_file() else gz if gz.is_file() else None
+
+
+# IDX element types by the third byte of the magic number (LeCun's format description).
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (MNIST's format), gzipped or not."""
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
+        raise SweeplabError(f"{path} is not an IDX file (bad magic number)")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    array = np.frombuffer(data, dtype=_IDX_TYPES[data[2]], offset=4 + 4 * ndim)
+    if array.size != int(np.prod(shape)):
+        raise SweeplabError(f"{path} is truncated: header says {shape}, found {array.size} values")
+    return array.reshape(shape).astype(array.dtype.newbyteorder("="))

@@ -1,0 +1,3 @@
+from sweeplab.registry import Registry
+
+MODELS: Registry = Registry("model")

@@ -1,0 +1,197 @@
+"""Optimizer and learning-rate schedule builders.
+
+Schedules count optimizer steps; options given in epochs (a step schedule's `step_size`, an exponential
+decay per epoch) are converted with the run's steps per epoch, so `exponential` with gamma 0.95 decays
+the rate by 5% after each pass over the training set whatever the batch size.
+"""
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
+
+from sweeplab.config import require
+from sweeplab.registry import Registry
+
+OPTIMIZERS: Registry = Registry("optimizer")
+SCHEDULERS: Registry = Registry("scheduler")
+
+
+def _check_common(lr: float, weight_decay: float) -> None:
+    require(lr > 0 and math.isfinite(lr), "optimizer.lr", f"must be a positive number, got {lr}")
+    require(weight_decay >= 0, "optimizer.weight_decay", f"must be >= 0, got {weight_decay}")
+
+
+def _check_betas(betas: list[float]) -> tuple[float, float]:
+    require(
+        len(betas) == 2 and all(0 <= b < 1 for b in betas),
+        "optimizer.betas",
+        f"needs two numbers in [0, 1), e.g. [0.9, 0.999], got {betas}",
+    )
+    return betas[0], betas[1]
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(*, params: Iterable, lr: float, momentum: float, nesterov: bool, weight_decay: float) -> Optimizer:
+    _check_common(lr, weight_decay)
+    require(0 <= momentum < 1, "optimizer.momentum", f"must be in [0, 1), got {momentum}")
+    require(not nesterov or momentum > 0, "optimizer.nesterov", "needs optimizer.momentum > 0")
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+
+
+@OPTIMIZERS.register("adam")
+def adam(
+    *, params: Iterable, lr: float, betas: list[float], eps: float, weight_decay: float, amsgrad: bool = False
+) -> Optimizer:
+    _check_common(lr, weight_decay)
+    return torch.optim.Adam(
+        params, lr=lr, betas=_check_betas(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad
+    )
+
+
+@OPTIMIZERS.register("adamw")
+def adamw(
+    *, params: Iterable, lr: float, betas: list[float], eps: float, weight_decay: float, amsgrad: bool = False
+) -> Optimizer:
+    _check_common(lr, weight_decay)
+    return torch.optim.AdamW(
+        params, lr=lr, betas=_check_betas(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad
+    )
+
+
+@OPTIMIZERS.register("rmsprop")
+def rmsprop(
+    *,
+    params: Iterable,
+    lr: float,
+    alpha: float,
+    momentum: float,
+    eps: float,
+    weight_decay: float,
+    centered: bool = False,
+) -> Optimizer:
+    _check_common(lr, weight_decay)
+    require(0 < alpha < 1, "optimizer.alpha", f"is a smoothing constant in (0, 1), got {alpha}")
+    require(0 <= momentum < 1, "optimizer.momentum", f"must be in [0, 1), got {momentum}")
+    return torch.optim.RMSprop(
+        params, lr=lr, alpha=alpha, momentum=momentum, eps=eps, weight_decay=weight_decay, centered=centered
+    )
+
+
+def build_optimizer(params: Iterable, node: Mapping) -> Optimizer:
+    return OPTIMIZERS.build(node, "optimizer", params=params)
+
+
+@dataclass
+class Schedule:
+    """A scheduler and when it steps: after every optimizer step, or with the validation loss at each
+    evaluation (reduce-on-plateau)."""
+
+    scheduler: LRScheduler | ReduceLROnPlateau
+    on_eval: bool = False
+
+    def after_step(self) -> None:
+        if not self.on_eval:
+            self.scheduler.step()
+
+    def after_eval(self, val_loss: float) -> None:
+        if self.on_eval:
+            self.scheduler.step(val_loss)
+
+
+def build_schedule(optimizer: Optimizer, node: Mapping, total_steps: int, steps_per_epoch: int) -> Schedule:
+    return SCHEDULERS.build(
+        node, "scheduler", optimizer=optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch
+    )
+
+
+@SCHEDULERS.register("constant")
+def constant(*, optimizer: Optimizer, total_steps: int, steps_per_epoch: int) -> Schedule:
+    return Schedule(LambdaLR(optimizer, lambda step: 1.0))
+
+
+@SCHEDULERS.register("step")
+def step_decay(
+    *, optimizer: Optimizer, total_steps: int, steps_per_epoch: int, step_size: float, gamma: float
+) -> Schedule:
+    """Multiply the rate by `gamma` every `step_size` epochs."""
+    require(step_size > 0, "scheduler.step_size", f"is in epochs and must be positive, got {step_size}")
+    require(0 < gamma <= 1, "scheduler.gamma", f"must be in (0, 1], got {gamma}")
+    every = max(1, round(step_size * steps_per_epoch))
+    return Schedule(LambdaLR(optimizer, lambda step: gamma ** (step // every)))
+
+
+@SCHEDULERS.register("exponential")
+def exponential(*, optimizer: Optimizer, total_steps: int, steps_per_epoch: int, gamma: float) -> Schedule:
+    """Multiply the rate by `gamma` after each epoch (e.g. 0.95)."""
+    require(0 < gamma <= 1, "scheduler.gamma", f"must be in (0, 1], got {gamma}")
+    return Schedule(LambdaLR(optimizer, lambda step: gamma ** (step // steps_per_epoch)))
+
+
+@SCHEDULERS.register("cosine")
+def cosine(
+    *, optimizer: Optimizer, total_steps: int, steps_per_epoch: int, warmup_steps: int, min_factor: float
+) -> Schedule:
+    """Linear warm-up over `warmup_steps`, then cosine decay to `min_factor` times the rate."""
+    require(
+        0 <= warmup_steps < total_steps,
+        "scheduler.warmup_steps",
+        f"must be in [0, {total_steps}) (the run's steps), got {warmup_steps}",
+    )
+    require(0 <= min_factor <= 1, "scheduler.min_factor", f"must be in [0, 1], got {min_factor}")
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return Schedule(LambdaLR(optimizer, factor))
+
+
+@SCHEDULERS.register("plateau")
+def plateau(
+    *,
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    factor: float,
+    patience: int,
+    min_lr: float,
+) -> Schedule:
+    """Reduce the rate by `factor` when the validation loss has not improved for `patience` evaluations."""
+    require(0 < factor < 1, "scheduler.factor", f"must be in (0, 1), got {factor}")
+    require(patience >= 0, "scheduler.patience", f"counts evaluations and must be >= 0, got {patience}")
+    return Schedule(
+        ReduceLROnPlateau(optimizer, factor=factor, patience=patience, min_lr=min_lr), on_eval=True
+    )
+
+
+@SCHEDULERS.register("onecycle")
+def onecycle(
+    *,
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    pct_start: float,
+    div_factor: float,
+    final_div_factor: float,
+    cycle_momentum: bool = False,
+) -> Schedule:
+    """Smith's one-cycle policy peaking at the optimizer's `lr`."""
+    require(0 < pct_start < 1, "scheduler.pct_start", f"must be in (0, 1), got {pct_start}")
+    peak = [group["lr"] for group in optimizer.param_groups]
+    return Schedule(
+        OneCycleLR(
+            optimizer,
+            max_lr=peak,
+            total_steps=total_steps,
+            pct_start=pct_start,
+            div_factor=div_factor,
+            final_div_factor=final_div_factor,
+            cycle_momentum=cycle_momentum,
+        )
+    )

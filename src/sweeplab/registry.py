@@ -1,0 +1,44 @@
+"""A name -> builder map, so a config string meets its code in exactly one place (timm-style)."""
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from sweeplab.config import ConfigError, call_with, require, to_dict
+
+T = TypeVar("T", bound=Callable)
+
+
+class Registry(Generic[T]):
+    """Builders of one kind ("model", "activation", ...) registered under the names configs use."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._builders: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(builder: T) -> T:
+            if name in self._builders:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._builders[name] = builder
+            return builder
+
+        return add
+
+    def get(self, name: str, field: str) -> T:
+        """The builder for `name`; an unknown name is a ConfigError on `field` listing the choices."""
+        if name not in self._builders:
+            raise ConfigError(field, f"unknown {self.kind} {name!r}; choose one of: {', '.join(self)}")
+        return self._builders[name]
+
+    def build(self, node: Mapping, path: str, **context: Any) -> Any:
+        """Build what config node `path` describes: its `name` picks the builder, the rest are its options."""
+        params = to_dict(node)
+        name = params.pop("name", None)
+        require(name is not None, f"{path}.name", f"missing; choose one of: {', '.join(self)}")
+        return call_with(self.get(name, f"{path}.name"), params, path, **context)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._builders))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._builders
