@@ -31,8 +31,7 @@ def train_app(cfg: DictConfig) -> float:
     try:
         result = train(cfg, output_dir)
     except SweeplabError as err:
-        log.error("%s", err)
-        print(f"sweeplab: error: {err}", file=sys.stderr)
+        log.error("%s", err)  # to the console and the run's log file, without a traceback
         raise SystemExit(2) from None
     print(
         f"{result.status}: val_acc={result.metrics['val_acc']:.4f} test_acc={result.metrics['test_acc']:.4f} "

@@ -93,7 +93,10 @@ def _describe(hint: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin in (list, tuple):
-        return f"a list of {_describe(args[0]) if args else 'values'}"
+        return f"a list of {_PLURALS.get(args[0], 'values') if args else 'values'}"
     if hint is type(None):
         return "null"
     return {float: "a number", int: "an integer", bool: "true or false", str: "a string"}.get(hint, str(hint))
+
+
+_PLURALS = {float: "numbers", int: "integers", str: "strings"}

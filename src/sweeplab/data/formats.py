@@ -7,9 +7,13 @@ The images carry a class signal (a fixed pattern per class plus noise) so a mode
 import gzip
 import hashlib
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
+from torchvision.datasets import CIFAR10
 
 
 def class_images(n: int, shape: tuple[int, ...], classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,8 +49,8 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> dict[str, str]:
     """CIFAR-10's python-version batches (5 train, 1 test, meta); returns each file's md5.
 
-    torchvision checks every file against the genuine md5s, so code that loads these stand-ins must
-    substitute the returned ones (tests patch `CIFAR10.train_list` / `test_list` / `meta`).
+    torchvision checks every file against the genuine md5s: load the stand-ins inside
+    `accepting_cifar10_checksums(md5)`.
     """
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,6 +67,17 @@ def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> dict[
         folder / "batches.meta", {"label_names": CIFAR10_CLASSES, "num_cases_per_batch": len(parts[0])}
     )
     return md5
+
+
+@contextmanager
+def accepting_cifar10_checksums(md5: dict[str, str]) -> Iterator[None]:
+    """Within this block torchvision's CIFAR10 accepts the files `write_cifar10` returned `md5` for."""
+    train = [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)]
+    meta = {**CIFAR10.meta, "md5": md5["batches.meta"]}
+    with mock.patch.multiple(
+        CIFAR10, train_list=train, test_list=[["test_batch", md5["test_batch"]]], meta=meta
+    ):
+        yield
 
 
 def _pickle_to(path: Path, obj: object) -> str:

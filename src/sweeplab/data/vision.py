@@ -88,14 +88,14 @@ def _expected_files(cls: type, root: str) -> tuple[Path, list[str]]:
 def _missing_message(cls: type, root: str, download: bool, err: Exception) -> str:
     folder, names = _expected_files(cls, root)
     missing = [n for n in names if not (folder / n).is_file()]
-    what = f"missing {', '.join(missing)}" if missing else "files present but corrupted (checksum mismatch)"
+    what = f"missing {', '.join(missing)}" if missing else f"{', '.join(names)} fail their checksums"
     hint = (
         f"downloading failed ({str(err).splitlines()[0]}); fetch the files on a machine with internet access"
         if download
         else "set dataset.download=true to fetch them (needs internet)"
     )
     return (
-        f"{cls.__name__} data not found in {folder}: {what}. Expected files: {', '.join(names)}. "
+        f"{cls.__name__} data not found in {folder}: {what}. "
         f"Either {hint}, or set dataset.root to a folder that holds them."
     )
 

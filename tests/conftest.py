@@ -1,0 +1,45 @@
+"""Tests compose the real config from conf/ and shrink it (tiny budgets, a per-session data folder)."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from sweeplab.paths import config_dir
+
+# Real data sets beside the project root, in every session and CI, absent from a user's clone.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MNIST1D_PKL = SHARED_DATA / "mnist1d" / "mnist1d_data.pkl"
+MNIST_T10K = SHARED_DATA / "mnist-t10k"
+
+needs_mnist1d_pkl = pytest.mark.skipif(not MNIST1D_PKL.is_file(), reason=f"{MNIST1D_PKL} absent")
+needs_mnist_t10k = pytest.mark.skipif(
+    not (MNIST_T10K / "t10k-images-idx3-ubyte.gz").is_file(), reason=f"{MNIST_T10K} absent"
+)
+
+Compose = Callable[..., DictConfig]
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data folder per test session, so MNIST-1D is generated once and cached."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def make_cfg(data_dir: Path) -> Compose:
+    """`make_cfg("model=cnn", ...)`: the real composed config, with a 20-step budget unless overridden."""
+
+    def make(*overrides: str) -> DictConfig:
+        base = [
+            f"data_dir={data_dir}",
+            "trainer.progress=false",
+            "trainer.max_steps=20",
+            "trainer.eval_every=10",
+        ]
+        with initialize_config_dir(str(config_dir()), version_base="1.3"):
+            return compose("config", overrides=[*base, *overrides])
+
+    return make

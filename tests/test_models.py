@@ -1,0 +1,105 @@
+"""Every model builds from its real config on the inputs it claims, learns a step, and rejects misfits."""
+
+import pytest
+import torch
+
+from sweeplab.config import ConfigError
+from sweeplab.models import ACTIVATIONS, count_parameters, create_act, create_model, create_norm
+
+SIGNAL, IMAGE, GREY, VECTOR = (1, 40), (3, 16, 16), (1, 28, 28), (20,)
+TAKES = {
+    "linear": [SIGNAL, IMAGE, VECTOR],
+    "mlp": [SIGNAL, IMAGE, VECTOR],
+    "cnn": [SIGNAL, IMAGE, GREY],
+    "preact_resnet": [SIGNAL, IMAGE],
+    "torchvision": [IMAGE, GREY],
+}
+
+
+@pytest.mark.parametrize(("name", "shape"), [(m, s) for m, shapes in TAKES.items() for s in shapes])
+def test_model_forward_backward(make_cfg, name, shape):
+    model = create_model(make_cfg(f"model={name}").model, shape, num_classes=5)
+    x = torch.randn(4, *shape, requires_grad=False)
+    logits = model(x)
+    assert logits.shape == (4, 5)
+    logits.logsumexp(1).mean().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_norm_options_build(make_cfg, model, norm):
+    net = create_model(make_cfg(f"model={model}", f"model.norm={norm}").model, SIGNAL, 10)
+    norms = {type(m).__name__ for m in net.modules() if "Norm" in type(m).__name__}
+    layer_norm = "LayerNorm" if model == "mlp" else "GroupNorm"  # GroupNorm(1, C) on feature maps
+    assert norms == {"none": set(), "batch": {"BatchNorm1d"}, "layer": {layer_norm}}[norm]
+
+
+def test_mlp_shape_and_parameter_count(make_cfg):
+    net = create_model(make_cfg("model.hidden=[100,50]").model, (3, 32, 32), 10)
+    assert count_parameters(net) == (3072 * 100 + 100) + (100 * 50 + 50) + (50 * 10 + 10)
+
+
+def test_linear_model_is_softmax_regression(make_cfg):
+    net = create_model(make_cfg("model=linear").model, (1, 28, 28), 10)
+    assert count_parameters(net) == 784 * 10 + 10
+
+
+def test_cnn_without_conv_activation_has_activations_only_in_the_head(make_cfg):
+    cfg = make_cfg("model=cnn", "model.conv_activation=false", "model.hidden=[32]")
+    net = create_model(cfg.model, SIGNAL, 10)
+    assert sum(isinstance(m, torch.nn.ReLU) for m in net.modules()) == 1
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_every_activation_exists(name):
+    assert isinstance(create_act(name), torch.nn.Module)
+
+
+def test_layer_norm_on_feature_maps_normalises_each_sample():
+    norm = create_norm("layer", 8, 2)
+    out = norm(torch.randn(3, 8, 5, 5) * 7 + 2)
+    assert torch.allclose(out.mean((1, 2, 3)), torch.zeros(3), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shape", "message"),
+    [
+        (
+            ["model.activation=swishy"],
+            SIGNAL,
+            r"model\.activation: unknown activation 'swishy'; choose one of: relu",
+        ),
+        (
+            ["model.norm=weight"],
+            SIGNAL,
+            r"model\.norm: unknown normalisation 'weight'; choose one of: none, batch",
+        ),
+        (["model.hidden=[]"], SIGNAL, r"model\.hidden: needs at least one positive layer width"),
+        (["model.dropout=1.5"], SIGNAL, r"model\.dropout: is a probability in \[0, 1\), got 1.5"),
+        (
+            ["model=cnn"],
+            VECTOR,
+            r"model: cnn needs signals \(C, L\) or images \(C, H, W\), but the inputs have "
+            r"shape \(20,\) \(flat vectors, e.g. after preprocess=pca\)",
+        ),
+        (
+            ["model=cnn", "model.channels=[8,8,8,8,8,8]"],
+            SIGNAL,
+            r"model\.channels: block 6 of 6 pools inputs of shape \(1, 40\) down to nothing",
+        ),
+        (["model=cnn", "model.kernel_size=4"], SIGNAL, r"model\.kernel_size: must be odd and positive"),
+        (["model=torchvision"], SIGNAL, r"model: torchvision models take 1- or 3-channel images"),
+        (["model=torchvision", "model.arch=resnet9000"], IMAGE, r"model\.arch: unknown torchvision"),
+        (["+model.hiddn=[3]"], SIGNAL, r"model\.hiddn: unknown option; model takes: hidden, activation"),
+    ],
+)
+def test_bad_model_configs_name_the_field(make_cfg, overrides, shape, message):
+    with pytest.raises(ConfigError, match=message):
+        create_model(make_cfg(*overrides).model, shape, 10)
+
+
+def test_model_that_cannot_take_the_input_fails_at_build():
+    # 7x7 images through an AlexNet: its convolutions shrink them to nothing
+    with pytest.raises(ConfigError, match=r"model: torchvision cannot take inputs of shape \(3, 7, 7\)"):
+        create_model({"name": "torchvision", "arch": "alexnet", "pretrained": False}, (3, 7, 7), 10)
