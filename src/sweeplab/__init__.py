@@ -1,6 +1,6 @@
-"""sweeplab: config-driven hyperparameter sweeps and ablation tables for small PyTorch classifiers."""
+"""sweeplab: config-driven hyperparameter sweeps and ablation tables for small PyTorch classifiers.
 
-from sweeplab.config import ConfigError, SweeplabError
-from sweeplab.train import Result, train
+Entry points: `sweeplab.train.train(cfg) -> Result` and the `sweeplab` command (`sweeplab.cli`).
+"""
 
-__all__ = ["ConfigError", "Result", "SweeplabError", "train"]
+__version__ = "0.1.0"
