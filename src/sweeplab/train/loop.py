@@ -180,7 +180,11 @@ def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outco
     since_eval = 0
     outcome = Outcome(status="completed", steps=0, seconds=0.0)
     bar = tqdm(
-        total=trial.total_steps, unit="step", disable=not opts.progress, dynamic_ncols=True, leave=False
+        total=trial.total_steps,
+        unit="step",
+        disable=None if opts.progress else True,
+        dynamic_ncols=True,
+        leave=False,
     )
     started = time.perf_counter()
     model.train()
