@@ -6,6 +6,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from sweeplab.config import SweeplabError
@@ -18,26 +19,34 @@ USAGE = """usage: sweeplab COMMAND [ARGS]
 commands:
   train [OVERRIDES]   train one model; OVERRIDES are Hydra's (model=cnn optimizer.lr=3e-4 ...)
                       `sweeplab train --help` lists the config groups and their options
+  train -m [OVERRIDES | sweep=NAME]
+                      run a study: Optuna picks each trial's values of the swept keys
+                      ('optimizer.lr=tag(log, interval(1e-4, 1e-1))', 'model=choice(mlp,cnn)')
 
 configs: {conf}
 """
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def train_app(cfg: DictConfig) -> float:
+def train_app(cfg: DictConfig) -> dict:
+    """One run; under `-m`, one trial of the sweep, reporting to it through `current_reporter()`."""
+    from sweeplab.sweep.job import current_reporter
     from sweeplab.train import train  # torch loads only when a run starts, not for --help
 
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        result = train(cfg, output_dir)
+        result = train(cfg, output_dir, reporter=current_reporter())
     except SweeplabError as err:
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            raise  # the sweeper records the trial as FAIL with this message and goes on
         log.error("%s", err)  # to the console and the run's log file, without a traceback
         raise SystemExit(2) from None
     print(
         f"{result.status}: val_acc={result.metrics['val_acc']:.4f} test_acc={result.metrics['test_acc']:.4f} "
         f"params={result.metrics['params']:,} {result.metrics['train_seconds']:.1f}s -> {output_dir}"
     )
-    return result.metrics["val_acc"]
+    return result.metrics
 
 
 def main(argv: list[str] | None = None) -> None:

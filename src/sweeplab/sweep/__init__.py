@@ -1,0 +1,1 @@
+"""Sweeps: sweeplab's Hydra sweeper on Optuna (space, study, controller, worker jobs)."""

@@ -1,0 +1,317 @@
+"""The `sweeplab train -m` controller: keeps up to `n_jobs` trials in flight until the study has
+`n_trials` finished or running trials, asking Optuna for each trial's parameters as a slot frees."""
+
+import logging
+import math
+import os
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import optuna
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+from optuna.trial import Trial, TrialState
+
+from sweeplab.config import ConfigError, SweeplabError
+from sweeplab.sweep.job import TrialJob, TrialOutcome, open_storage_cached, run_trial, task_reference
+from sweeplab.sweep.settings import SweeperSettings
+from sweeplab.sweep.space import as_scalar, parse_params, space_signature, split_overrides
+from sweeplab.sweep.study import (
+    DONE,
+    PRUNERS,
+    SAMPLERS,
+    build_from,
+    check_same_study,
+    count,
+    default_storage,
+    fail_stale_trials,
+)
+from sweeplab.sweep.workers import start_workers
+
+log = logging.getLogger("sweeplab.sweep")
+
+HISTORY_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
+
+
+class SweepController:
+    def __init__(
+        self, settings: SweeperSettings, hydra_context: HydraContext, task: TaskFunction, config: DictConfig
+    ) -> None:
+        self.s, self.hydra_context, self.config = settings, hydra_context, config
+        self.task = task_reference(task)
+        self._present: dict[tuple[str, ...], set[str]] = {}
+
+    def run(self, arguments: list[str]) -> None:
+        s = self.s
+        for name, value in (("n_trials", s.n_trials), ("n_jobs", s.n_jobs)):
+            if value < 1:
+                raise ConfigError(f"hydra.sweeper.{name}", f"must be at least 1, got {value}")
+        cli_sweeps, self.fixed = split_overrides(arguments)
+        loader = self.hydra_context.config_loader
+        expressions = {**s.params, **cli_sweeps}  # the command line wins over the sweep file
+        groups = {key for key in expressions if "." not in key and loader.get_group_options(key)}
+        self.params = parse_params(expressions, groups)
+        self.objectives = self._objectives()
+        self.monitor = self._monitor()
+        self.storage_url = s.storage or default_storage(s.study_name)
+        self.study = self._open_study()
+        self._run_trials()
+        self._summarise()
+
+    def _objectives(self) -> dict[str, str]:
+        objectives = dict(self.s.objectives)
+        if not objectives:
+            raise ConfigError(
+                "hydra.sweeper.objectives", "name at least one metric, e.g. {val_acc: maximize}"
+            )
+        for metric, direction in objectives.items():
+            if direction not in ("maximize", "minimize"):
+                raise ConfigError(
+                    f"hydra.sweeper.objectives.{metric}", f"is maximize or minimize, got {direction!r}"
+                )
+        return objectives
+
+    def _monitor(self) -> str | None:
+        if self.s.pruner.get("name", "none") == "none":
+            return None
+        first = next(iter(self.objectives))
+        if len(self.objectives) > 1:
+            raise ConfigError(
+                "hydra.sweeper.pruner", "Optuna prunes single-objective studies only; use pruner none"
+            )
+        if first not in HISTORY_METRICS:
+            raise ConfigError(
+                "hydra.sweeper.pruner",
+                f"pruning needs an objective measured during training "
+                f"({', '.join(HISTORY_METRICS)}), not {first!r}",
+            )
+        return first
+
+    def _open_study(self) -> optuna.Study:
+        s = self.s
+        context = {}
+        if s.sampler.get("name") in ("grid",):
+            context["search_space"] = {key: p.grid_values() for key, p in self.params.items()}
+        elif s.sampler.get("name") == "bruteforce":
+            for p in self.params.values():
+                p.grid_values()  # raises for continuous parameters
+        sampler = build_from(SAMPLERS, s.sampler, "hydra.sweeper.sampler", **context)
+        self.pruner = build_from(PRUNERS, s.pruner, "hydra.sweeper.pruner")
+        storage = open_storage_cached(self.storage_url)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=s.study_name,
+            sampler=sampler,
+            pruner=self.pruner,
+            directions=list(self.objectives.values()),
+            load_if_exists=True,
+        )
+        check_same_study(
+            study, {"space": space_signature(self.params), "objectives": self.objectives}, self.storage_url
+        )
+        for params in s.enqueue:
+            study.enqueue_trial({k: as_scalar(v) for k, v in params.items()}, skip_if_exists=True)
+        fail_stale_trials(study, s.stale_after, s.max_retries)
+        log.info(
+            "study %r in %s: %d trials stored, %d of %d finished",
+            s.study_name,
+            self.storage_url,
+            len(study.trials),
+            count(study, DONE),
+            s.n_trials,
+        )
+        return study
+
+    def _exhausted(self) -> bool:
+        sampler = self.study.sampler
+        if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(self.study):
+            return True
+        return bool(self.study.user_attrs.get("sampler_exhausted"))
+
+    def _budget_left(self) -> int:
+        """Trials still to start: every process on this storage counts the same stored trials."""
+        return self.s.n_trials - count(self.study, (*DONE, TrialState.RUNNING))
+
+    def _run_trials(self) -> None:
+        self.ran: Counter[str] = Counter()
+        self._asked: Trial | None = None  # asked of Optuna, not yet running
+        running: dict[Future, Trial] = {}
+        pool = start_workers(self.s.n_jobs) if self.s.n_jobs > 1 else None
+        try:
+            while True:
+                while len(running) < self.s.n_jobs and self._budget_left() > 0 and not self._exhausted():
+                    self._asked = self.study.ask()
+                    running[self._submit(pool, self._job_for(self._asked))] = self._asked
+                    self._asked = None
+                if not running:
+                    return
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    trial = running.pop(future)
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool:  # the OS killed a worker (out of memory?): the pool is gone
+                        outcome = TrialOutcome(error="its worker process died (killed, or out of memory)")
+                        pool = start_workers(self.s.n_jobs) if pool is not None else None
+                    self._finish(trial, outcome)
+        except BaseException as err:
+            # This process's trials need not wait for their heartbeat to go stale: fail and requeue them.
+            reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"the sweep stopped ({err!r})"
+            for trial in [*running.values(), *([self._asked] if self._asked else [])]:
+                self._fail(trial, reason, retry=True)
+            raise
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    def _submit(self, pool: ProcessPoolExecutor | None, job: TrialJob) -> Future:
+        if pool is not None:
+            return pool.submit(run_trial, job)
+        future: Future = Future()
+        future.set_result(run_trial(job))
+        return future
+
+    def _job_for(self, trial: Trial) -> TrialJob:
+        """Suggest the trial's values (only for keys its config has) and compose its job config."""
+        overrides = list(self.fixed)
+        for p in self.params.values():
+            if p.is_group:
+                overrides.append(p.override(p.suggest(trial)))
+        present = self._keys_present(tuple(overrides))
+        for p in self.params.values():
+            if not p.is_group and p.key in present:  # conditional: only keys the trial's config has
+                overrides.append(p.override(p.suggest(trial)))
+        try:
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+            with open_dict(config):
+                config.hydra.job.id = f"{self.s.study_name}_{trial.number}"
+                config.hydra.job.num = trial.number
+            task_keys = [key for key in config if key != "hydra"]  # Hydra's node resolves only inside the job
+            task_config = OmegaConf.to_container(OmegaConf.masked_copy(config, task_keys), resolve=True)
+        except Exception as err:  # the command or the sweep file is wrong: every trial would fail alike
+            self._fail(trial, f"the config does not compose: {err}")
+            self._asked = None
+            raise SweeplabError(
+                f"trial {trial.number}: the config does not compose with {overrides}: {err}"
+            ) from err
+        trial.set_user_attr("overrides", overrides)
+        trial.set_user_attr("config", task_config)
+        output_dir = os.path.join(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
+        trial.set_user_attr("output_dir", os.path.abspath(output_dir))
+        log.info(
+            "trial %d: %s", trial.number, " ".join(overrides[len(self.fixed) :]) or "(no searched values)"
+        )
+        return TrialJob(
+            config=config,
+            task=self.task,
+            hydra_context=self.hydra_context,
+            storage_url=self.storage_url,
+            study_name=self.s.study_name,
+            trial_id=trial._trial_id,
+            pruner=dict(self.s.pruner),
+            monitor=self.monitor,
+            heartbeat_interval=self.s.heartbeat_interval,
+            in_worker=self.s.n_jobs > 1,
+        )
+
+    def _keys_present(self, group_overrides: tuple[str, ...]) -> set[str]:
+        """The searched keys that exist in the config these group choices compose (cached per choice)."""
+        if group_overrides not in self._present:
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(group_overrides))
+            missing = object()
+            self._present[group_overrides] = {
+                key for key in self.params if OmegaConf.select(config, key, default=missing) is not missing
+            }
+        return self._present[group_overrides]
+
+    def _finish(self, trial: Trial, outcome: TrialOutcome) -> None:
+        if outcome.error is not None:
+            log.error("trial %d failed: %s", trial.number, (outcome.traceback or outcome.error).rstrip())
+            return self._fail(trial, outcome.error)
+        metrics = (
+            outcome.value if isinstance(outcome.value, dict) else {next(iter(self.objectives)): outcome.value}
+        )
+        trial.set_user_attr("metrics", _json_safe(metrics))
+        status = metrics.get("status", "completed")
+        if status == "pruned":
+            self.ran["PRUNED"] += 1
+            log.info("trial %d pruned at step %s", trial.number, metrics.get("steps"))
+            return self._tell(trial, state=TrialState.PRUNED)
+        if status == "diverged":
+            return self._fail(trial, "diverged: the loss became NaN or infinite")
+        missing = [m for m in self.objectives if not isinstance(metrics.get(m), int | float)]
+        if missing:
+            return self._fail(
+                trial, f"the run reported no {', '.join(missing)}; it reported {', '.join(metrics)}"
+            )
+        values = [float(metrics[m]) for m in self.objectives]
+        if not all(math.isfinite(v) for v in values):
+            return self._fail(trial, f"objective values are not finite: {values}")
+        self.ran["COMPLETE"] += 1
+        log.info(
+            "trial %d: %s",
+            trial.number,
+            ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, values, strict=True)),
+        )
+        self._tell(trial, values=values)
+
+    def _fail(self, trial: Trial, error: str, retry: bool = False) -> None:
+        self.ran["FAIL"] += 1
+        trial.set_user_attr("error", error)
+        self._tell(trial, state=TrialState.FAIL)
+        if retry:
+            self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+
+    def _tell(self, trial: Trial, **kwargs: Any) -> None:
+        try:
+            self.study.tell(trial, **kwargs)
+        except RuntimeError as err:
+            # The grid and brute-force samplers call `study.stop()` once every point is taken, which
+            # raises outside `optimize` (the result is stored before that): remember the study is done.
+            if "Study.stop" not in str(err):
+                raise
+            self.study.set_user_attr("sampler_exhausted", True)
+
+    def _summarise(self) -> None:
+        study, s = self.study, self.s
+        states = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+        ran = sum(self.ran.values())
+        log.info(
+            "this run: %d trials (%s)",
+            ran,
+            ", ".join(f"{n} {k}" for k, n in sorted(self.ran.items())) or "none",
+        )
+        log.info(
+            "study %r: %s; storage %s",
+            s.study_name,
+            ", ".join(f"{n} {k}" for k, n in sorted(states.items())),
+            self.storage_url,
+        )
+        completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        if completed:
+            best = study.best_trials if len(self.objectives) > 1 else [study.best_trial]
+            for t in best[:5]:
+                values = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, t.values, strict=True))
+                log.info(
+                    "best: trial %d, %s, %s -> %s",
+                    t.number,
+                    values,
+                    " ".join(t.user_attrs.get("overrides", [])[len(self.fixed) :]),
+                    t.user_attrs.get("output_dir"),
+                )
+        failure_rate = self.ran["FAIL"] / ran if ran else 0.0
+        if failure_rate > s.max_failure_rate:
+            log.error(
+                "%d of %d trials failed this run (%.0f%% > max_failure_rate %.0f%%)",
+                self.ran["FAIL"],
+                ran,
+                100 * failure_rate,
+                100 * s.max_failure_rate,
+            )
+            raise SystemExit(1)
+
+
+def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}

@@ -1,0 +1,138 @@
+"""One trial as one Hydra job, in the controller's process or in a spawned worker.
+
+The job runs through Hydra's own `run_job` (its output folder, saved config and logging stay Hydra's).
+It re-attaches to its trial through the storage, so intermediate values and pruning decisions work in
+any process: the task function finds the trial's reporter with `current_reporter()`. A heartbeat thread
+stamps the trial while it runs, so a trial whose process died is recognised as stale.
+"""
+
+import contextlib
+import datetime as dt
+import functools
+import importlib
+import threading
+import traceback
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from hydra.core.utils import JobRuntime, JobStatus, run_job, setup_globals
+from hydra.types import HydraContext
+from omegaconf import DictConfig
+
+from sweeplab.sweep.study import HEARTBEAT, PRUNERS, build_from, open_storage
+
+Reporter = Callable[[int, dict[str, float]], bool]
+_REPORTER: ContextVar[Reporter | None] = ContextVar("sweeplab_reporter", default=None)
+
+
+def current_reporter() -> Reporter | None:
+    """The running trial's reporter, for a task function launched by the sweeper (None otherwise)."""
+    return _REPORTER.get()
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    config: DictConfig  # the job's composed config, Hydra's node included
+    task: tuple[str, str]  # module and name of the Hydra task function
+    hydra_context: HydraContext
+    storage_url: str
+    study_name: str
+    trial_id: int
+    pruner: dict[str, Any]
+    monitor: str | None  # the history column reported to the pruner; None: nothing to report
+    heartbeat_interval: float
+    in_worker: bool = False  # a spawned process, which starts with none of Hydra's global state
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    value: Any = None  # what the task function returned
+    error: str | None = None
+    traceback: str | None = None
+
+
+def run_trial(job: TrialJob) -> TrialOutcome:
+    if job.in_worker:
+        # What run_job needs of Hydra's process-wide state: its resolvers (now, hydra, ...) and the job
+        # name. (Hydra's Singleton.get_state() would carry them too, but its resolvers do not pickle.)
+        setup_globals()
+        JobRuntime.instance().set("name", job.config.hydra.job.name)
+    storage = open_storage_cached(job.storage_url)
+    heartbeat = Heartbeat(storage, job.trial_id, job.heartbeat_interval)
+    heartbeat.start()
+    token = _REPORTER.set(_reporter(job, storage) if job.monitor else None)
+    try:
+        ret = run_job(
+            task_function=resolve_task(job.task),
+            config=job.config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+            hydra_context=job.hydra_context,
+        )
+    finally:
+        _REPORTER.reset(token)
+        heartbeat.stop()
+    if ret.status is JobStatus.FAILED:
+        err = ret.return_value
+        return TrialOutcome(
+            error=f"{type(err).__name__}: {err}", traceback="".join(traceback.format_exception(err))
+        )
+    return TrialOutcome(value=ret.return_value)
+
+
+def task_reference(task: Callable) -> tuple[str, str]:
+    return task.__module__, task.__qualname__
+
+
+def resolve_task(ref: tuple[str, str]) -> Callable:
+    """The task function by name. `@hydra.main` replaces the module attribute with its wrapper, which is
+    why a task cannot be pickled as it is; the original is the wrapper's `__wrapped__`."""
+    module, name = ref
+    task = functools.reduce(getattr, name.split("."), importlib.import_module(module))
+    return getattr(task, "__wrapped__", task)
+
+
+@functools.cache
+def open_storage_cached(url: str) -> optuna.storages.BaseStorage:
+    return open_storage(url)  # one engine per process, not one per trial
+
+
+def _reporter(job: TrialJob, storage: optuna.storages.BaseStorage) -> Reporter:
+    pruner = build_from(PRUNERS, job.pruner, "hydra.sweeper.pruner")
+    study = optuna.load_study(study_name=job.study_name, storage=storage, pruner=pruner)
+    trial = optuna.trial.Trial(study, job.trial_id)
+
+    def report(step: int, row: dict[str, float]) -> bool:
+        trial.report(row[job.monitor], step)
+        return trial.should_prune()
+
+    return report
+
+
+class Heartbeat:
+    """Stamps the trial every `interval` seconds from a background thread while the job runs."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, interval: float) -> None:
+        self.storage, self.trial_id, self.interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="sweeplab-heartbeat")
+
+    def start(self) -> None:
+        self._beat()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._beat()
+
+    def _beat(self) -> None:
+        # a finished trial takes no more stamps; a busy database gets the next one
+        with contextlib.suppress(Exception):
+            self.storage.set_trial_user_attr(self.trial_id, HEARTBEAT, dt.datetime.now().isoformat())

@@ -1,0 +1,25 @@
+"""The `hydra.sweeper` node of a sweeplab sweep: its schema, defaults and meaning (kept light: Hydra's
+plugin discovery imports it at every start)."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SweeperSettings:
+    _target_: str = "hydra_plugins.sweeplab_sweeper.sweeplab_sweeper.SweeplabSweeper"
+    study_name: str = "default"
+    storage: str | None = None  # any Optuna storage URL; null: sqlite:///studies/<study_name>.db
+    n_trials: int = 20  # COMPLETE + PRUNED trials the study should have; reruns run only what is missing
+    n_jobs: int = 1  # trials at once; above 1, in spawned worker processes
+    objectives: dict[str, str] = field(default_factory=lambda: {"val_acc": "maximize"})  # metric: direction
+    sampler: dict[str, Any] = field(
+        default_factory=lambda: {"name": "tpe", "seed": None}
+    )  # + sampler options
+    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})  # + pruner options
+    params: dict[str, str] = field(default_factory=dict)  # key: Hydra sweep expression
+    enqueue: list[dict[str, Any]] = field(default_factory=list)  # configurations to run first (a baseline)
+    max_retries: int = 1  # times the parameters of a trial left RUNNING by a dead process are tried again
+    max_failure_rate: float = 0.2  # above this share of failed trials in a run, the command exits 1
+    heartbeat_interval: float = 10.0  # seconds between a running trial's signs of life
+    stale_after: float = 60.0  # seconds without one after which a RUNNING trial counts as dead
