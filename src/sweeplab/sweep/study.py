@@ -135,7 +135,8 @@ def check_same_study(study: optuna.Study, signature: Mapping[str, Any], storage_
             raise SweeplabError(
                 f"study {study.study_name!r} in {storage_url} has another {part}: "
                 f"{_differences(stored[part], signature[part])}. Resume it with the {part} it was created "
-                "with, or start a new study with hydra.sweeper.study_name=NEW_NAME (nothing stored was changed)."
+                "with, or start a new study with hydra.sweeper.study_name=NEW_NAME "
+                "(nothing stored was changed)."
             )
 
 
