@@ -1,7 +1,11 @@
 """Tests compose the real config from conf/ and shrink it (tiny budgets, a per-session data folder)."""
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -43,3 +47,21 @@ def make_cfg(data_dir: Path) -> Compose:
             return compose("config", overrides=[*base, *overrides])
 
     return make
+
+
+@pytest.fixture
+def sweeplab(tmp_path: Path, data_dir: Path) -> Callable[..., Any]:
+    """Run the installed `sweeplab` command in `tmp_path` (its outputs and studies land there); its
+    stdout and stderr are read together as `.stdout`. `background=True` returns the Popen."""
+
+    def run(*args: str, background: bool = False, timeout: float = 600) -> Any:
+        env = dict(
+            os.environ, SWEEPLAB_DATA_DIR=str(data_dir), SWEEPLAB_STUDIES_DIR=str(tmp_path / "studies")
+        )
+        command = [str(Path(sys.executable).with_name("sweeplab")), *args]
+        streams = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+        if background:
+            return subprocess.Popen(command, cwd=tmp_path, env=env, **streams)
+        return subprocess.run(command, cwd=tmp_path, env=env, timeout=timeout, **streams)
+
+    return run

@@ -1,10 +1,6 @@
 """End to end: train(cfg) learns, leaves complete records, stops on NaN, and refuses bad configs early."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -141,22 +137,14 @@ def test_cuda_device_without_a_gpu_is_refused(make_cfg):
         train(make_cfg("trainer.device=cuda"))
 
 
-def sweeplab(*args: str, cwd: Path, data_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SWEEPLAB_DATA_DIR": str(data_dir)}
-    exe = Path(sys.executable).with_name("sweeplab")
-    return subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-
-def test_cli_trains_and_writes_into_hydras_output_folder(tmp_path, data_dir):
+def test_cli_trains_and_writes_into_hydras_output_folder(tmp_path, sweeplab):
     done = sweeplab(
         "train",
         "trainer.max_steps=20",
         "trainer.eval_every=10",
         "hydra.run.dir=run",
-        cwd=tmp_path,
-        data_dir=data_dir,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout
     assert "completed: val_acc=" in done.stdout
     run = tmp_path / "run"
     assert {"config.yaml", "history.csv", "summary.json", "best.pt", "train.log"} <= {
@@ -165,13 +153,13 @@ def test_cli_trains_and_writes_into_hydras_output_folder(tmp_path, data_dir):
     assert (run / ".hydra" / "overrides.yaml").is_file()
 
 
-def test_cli_bad_input_exits_2_with_the_message_and_no_traceback(tmp_path, data_dir):
-    done = sweeplab("train", "optimizer.lr=-0.5", cwd=tmp_path, data_dir=data_dir)
+def test_cli_bad_input_exits_2_with_the_message_and_no_traceback(tmp_path, sweeplab):
+    done = sweeplab("train", "optimizer.lr=-0.5")
     assert done.returncode == 2
-    output = done.stdout + done.stderr
+    output = done.stdout
     assert "optimizer.lr: must be a positive number, got -0.5" in output and "Traceback" not in output
 
 
-def test_cli_unknown_command(tmp_path, data_dir):
-    done = sweeplab("trian", cwd=tmp_path, data_dir=data_dir)
-    assert done.returncode == 2 and "unknown command 'trian'" in done.stderr
+def test_cli_unknown_command(sweeplab):
+    done = sweeplab("trian")
+    assert done.returncode == 2 and "unknown command 'trian'" in done.stdout

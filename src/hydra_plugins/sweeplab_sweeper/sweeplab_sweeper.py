@@ -1,6 +1,7 @@
 """The plugin Hydra discovers: the `hydra/sweeper=sweeplab` config and a thin Sweeper that hands the
 work to `sweeplab.sweep.controller`. Hydra imports this module at every start: it imports nothing heavy."""
 
+import logging
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -24,6 +25,11 @@ class SweeplabSweeper(Sweeper):
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
 
     def sweep(self, arguments: list[str]) -> None:
+        from sweeplab.config import SweeplabError
         from sweeplab.sweep.controller import SweepController
 
-        SweepController(self.settings, self.hydra_context, self.task_function, self.config).run(arguments)
+        try:
+            SweepController(self.settings, self.hydra_context, self.task_function, self.config).run(arguments)
+        except SweeplabError as err:  # the user's input: its message, no traceback
+            logging.getLogger("sweeplab.sweep").error("%s", err)
+            raise SystemExit(2) from None

@@ -10,7 +10,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import optuna
-from hydra.types import HydraContext, TaskFunction
+from hydra.types import HydraContext, RunMode, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import Trial, TrialState
 
@@ -61,17 +61,20 @@ class SweepController:
         self._summarise()
 
     def _objectives(self) -> dict[str, str]:
-        objectives = dict(self.s.objectives)
-        if not objectives:
+        """metric -> direction, in the order given."""
+        metrics, directions = list(self.s.objectives), list(self.s.directions)
+        if not metrics or len(metrics) != len(directions) or len(set(metrics)) != len(metrics):
             raise ConfigError(
-                "hydra.sweeper.objectives", "name at least one metric, e.g. {val_acc: maximize}"
+                "hydra.sweeper.objectives",
+                f"name distinct metrics, one direction each; got "
+                f"objectives={metrics}, directions={directions}",
             )
-        for metric, direction in objectives.items():
+        for direction in directions:
             if direction not in ("maximize", "minimize"):
                 raise ConfigError(
-                    f"hydra.sweeper.objectives.{metric}", f"is maximize or minimize, got {direction!r}"
+                    "hydra.sweeper.directions", f"each is maximize or minimize, got {direction!r}"
                 )
-        return objectives
+        return dict(zip(metrics, directions, strict=True))
 
     def _monitor(self) -> str | None:
         if self.s.pruner.get("name", "none") == "none":
@@ -143,6 +146,12 @@ class SweepController:
             while True:
                 while len(running) < self.s.n_jobs and self._budget_left() > 0 and not self._exhausted():
                     self._asked = self.study.ask()
+                    if self._surplus(self._asked):
+                        self._fail(
+                            self._asked, "surplus: another process took the last place first", count=False
+                        )
+                        self._asked = None
+                        continue
                     running[self._submit(pool, self._job_for(self._asked))] = self._asked
                     self._asked = None
                 if not running:
@@ -188,6 +197,7 @@ class SweepController:
             with open_dict(config):
                 config.hydra.job.id = f"{self.s.study_name}_{trial.number}"
                 config.hydra.job.num = trial.number
+                config.hydra.mode = RunMode.MULTIRUN  # Hydra composes each sweep job as a RUN
             task_keys = [key for key in config if key != "hydra"]  # Hydra's node resolves only inside the job
             task_config = OmegaConf.to_container(OmegaConf.masked_copy(config, task_keys), resolve=True)
         except Exception as err:  # the command or the sweep file is wrong: every trial would fail alike
@@ -257,8 +267,16 @@ class SweepController:
         )
         self._tell(trial, values=values)
 
-    def _fail(self, trial: Trial, error: str, retry: bool = False) -> None:
-        self.ran["FAIL"] += 1
+    def _surplus(self, trial: Trial) -> bool:
+        """Whether `trial` overshoots the budget: controllers sharing the storage may ask at the same
+        moment; the one holding the newest trial gives it up, so together they stop at `n_trials`."""
+        if self._budget_left() >= 0:
+            return False
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return trial.number == max(t.number for t in running)
+
+    def _fail(self, trial: Trial, error: str, retry: bool = False, count: bool = True) -> None:
+        self.ran["FAIL"] += count
         trial.set_user_attr("error", error)
         self._tell(trial, state=TrialState.FAIL)
         if retry:

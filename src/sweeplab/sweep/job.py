@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from hydra.core.utils import JobRuntime, JobStatus, run_job, setup_globals
+from hydra.core.utils import JobRuntime, run_job, setup_globals
 from hydra.types import HydraContext
 from omegaconf import DictConfig
 
@@ -66,7 +66,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     token = _REPORTER.set(_reporter(job, storage) if job.monitor else None)
     try:
         ret = run_job(
-            task_function=resolve_task(job.task),
+            task_function=_outcome_of(resolve_task(job.task)),
             config=job.config,
             job_dir_key="hydra.sweep.dir",
             job_subdir_key="hydra.sweep.subdir",
@@ -75,12 +75,20 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     finally:
         _REPORTER.reset(token)
         heartbeat.stop()
-    if ret.status is JobStatus.FAILED:
-        err = ret.return_value
-        return TrialOutcome(
-            error=f"{type(err).__name__}: {err}", traceback="".join(traceback.format_exception(err))
-        )
-    return TrialOutcome(value=ret.return_value)
+    return ret.return_value
+
+
+def _outcome_of(task: Callable) -> Callable[[DictConfig], TrialOutcome]:
+    """The task, returning a TrialOutcome whether it returns or raises (Hydra's JobReturn re-raises a
+    failed job's exception when its value is read)."""
+
+    def run(cfg: DictConfig) -> TrialOutcome:
+        try:
+            return TrialOutcome(value=task(cfg))
+        except Exception as err:
+            return TrialOutcome(error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+
+    return run
 
 
 def task_reference(task: Callable) -> tuple[str, str]:

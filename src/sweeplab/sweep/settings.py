@@ -12,7 +12,10 @@ class SweeperSettings:
     storage: str | None = None  # any Optuna storage URL; null: sqlite:///studies/<study_name>.db
     n_trials: int = 20  # COMPLETE + PRUNED trials the study should have; reruns run only what is missing
     n_jobs: int = 1  # trials at once; above 1, in spawned worker processes
-    objectives: dict[str, str] = field(default_factory=lambda: {"val_acc": "maximize"})  # metric: direction
+    # metrics the study optimises (keys of the run's summary) and, one each, maximize or minimize;
+    # lists so that the command line replaces them whole: hydra.sweeper.objectives=[val_acc,params]
+    objectives: list[str] = field(default_factory=lambda: ["val_acc"])
+    directions: list[str] = field(default_factory=lambda: ["maximize"])
     sampler: dict[str, Any] = field(
         default_factory=lambda: {"name": "tpe", "seed": None}
     )  # + sampler options

@@ -6,6 +6,7 @@ categorical. Choices that are not plain scalars (lists such as `[100, 100]`) are
 their override text, because Optuna's categorical values must be scalars.
 """
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -120,12 +121,15 @@ def to_param(override: Override, is_group: bool) -> Param:
             raise ConfigError(where, f"choice has repeated values: {choices}")
         return Param(key, CategoricalDistribution(choices), is_group)
     if isinstance(value, RangeSweep):
-        values = list(override.sweep_iterator())
-        if not values:
+        start, stop, step = value.start, value.stop, value.step
+        # by index, not by adding steps: Hydra's float ranges accumulate rounding error and can
+        # include their end (range(0.1, 0.4, 0.1) gives 0.30000000000000004 and 0.4)
+        n = math.ceil((stop - start) / step - 1e-9) if step > 0 else 0
+        if n <= 0:
             raise ConfigError(where, f"{override.input_line} is empty (the end of a range is excluded)")
-        if all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
-            return Param(key, IntDistribution(values[0], values[-1], step=value.step))
-        return Param(key, FloatDistribution(values[0], values[-1], step=value.step))
+        if all(isinstance(v, int) for v in (start, stop, step)):
+            return Param(key, IntDistribution(start, start + (n - 1) * step, step=step))
+        return Param(key, FloatDistribution(start, round(start + (n - 1) * step, 12), step=step))
     if isinstance(value, IntervalSweep):
         log = "log" in value.tags
         if log and value.start <= 0:

@@ -41,9 +41,15 @@ def open_storage(url: str) -> BaseStorage:
     # SQLite serialises writers: wait for the lock instead of failing when workers write at once.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
-        return RDBStorage(url, engine_kwargs=engine)
+        storage = RDBStorage(url, engine_kwargs=engine)
     except Exception as err:
         raise SweeplabError(f"hydra.sweeper.storage: cannot open {url}: {err}") from err
+    if url.startswith("sqlite"):
+        # Write-ahead logging: workers' heartbeats and reports no longer wait behind readers. The mode
+        # is stored in the database file, so every process opening it gets it.
+        with storage.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+    return storage
 
 
 @SAMPLERS.register("tpe")

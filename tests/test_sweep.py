@@ -1,0 +1,297 @@
+"""End to end: `sweeplab train -m` runs studies that resume, prune, run in parallel and survive failures."""
+
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+from hydra import compose, initialize_config_dir
+
+from sweeplab.paths import config_dir
+from sweeplab.sweep.space import parse_params, space_signature, split_overrides
+
+FAST = ["trainer.max_steps=40", "trainer.eval_every=10"]
+LR = "optimizer.lr=tag(log, interval(1e-4, 1e-1))"
+
+
+def load(tmp_path: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/studies/{name}.db")
+
+
+def states(study: optuna.Study) -> Counter:
+    return Counter(t.state.name for t in study.get_trials())
+
+
+def test_tpe_study_records_each_trial_then_finishes_and_extends(tmp_path, sweeplab):
+    args = [
+        "train",
+        "-m",
+        LR,
+        "model.hidden=choice([32],[64,32])",
+        "hydra.sweeper.study_name=tpe",
+        "hydra.sweeper.sampler.seed=0",
+        *FAST,
+    ]
+    done = sweeplab(*args, "hydra.sweeper.n_trials=3")
+    assert done.returncode == 0, done.stdout
+    study = load(tmp_path, "tpe")
+    assert states(study) == {"COMPLETE": 3}
+    trial = study.trials[0]
+    config = trial.user_attrs["config"]
+    assert config["trainer"]["max_steps"] == 40 and config["model"]["hidden"] in ([32], [64, 32])
+    assert config["optimizer"]["lr"] == trial.params["optimizer.lr"]
+    assert Path(trial.user_attrs["output_dir"]) == tmp_path / "outputs" / "sweeps" / "tpe" / "0"
+    assert (Path(trial.user_attrs["output_dir"]) / "summary.json").is_file()
+    metrics = trial.user_attrs["metrics"]
+    assert metrics["val_acc"] == trial.value and metrics["device"] == "cpu" and "test_acc" in metrics
+    assert trial.duration is not None and "best: trial" in done.stdout
+
+    again = sweeplab(*args, "hydra.sweeper.n_trials=3")  # finished: nothing to run
+    assert (
+        again.returncode == 0
+        and "this run: 0 trials" in again.stdout
+        and len(load(tmp_path, "tpe").trials) == 3
+    )
+
+    more = sweeplab(*args, "hydra.sweeper.n_trials=5")  # a larger budget extends the same study
+    assert more.returncode == 0 and states(load(tmp_path, "tpe")) == {"COMPLETE": 5}
+    assert sorted(p.name for p in (tmp_path / "outputs" / "sweeps" / "tpe").iterdir()) == list("01234")
+
+
+def test_grid_of_two_by_two_runs_four_trials_then_stops(tmp_path, sweeplab):
+    args = [
+        "train",
+        "-m",
+        "model.activation=choice(relu,tanh)",
+        "optimizer.lr=choice(0.001,0.01)",
+        "hydra.sweeper.sampler.name=grid",
+        "hydra.sweeper.n_trials=10",
+        "hydra.sweeper.study_name=grid",
+        *FAST,
+    ]
+    done = sweeplab(*args)
+    assert done.returncode == 0, done.stdout
+    study = load(tmp_path, "grid")
+    assert states(study) == {"COMPLETE": 4}
+    combos = {(t.params["model.activation"], t.params["optimizer.lr"]) for t in study.trials}
+    assert combos == {(a, lr) for a in ("relu", "tanh") for lr in (0.001, 0.01)}
+    again = sweeplab(*args)
+    assert "this run: 0 trials" in again.stdout and len(load(tmp_path, "grid").trials) == 4
+
+
+SWEEP_FILE_AS_CLI = [
+    "model.hidden=choice([100],[100,100],[256,128])",
+    "model.activation=choice(relu,leaky_relu,elu,tanh)",
+    "model.norm=choice(none,batch)",
+    "optimizer.lr=tag(log, interval(1e-4, 1e-2))",
+]
+
+
+def test_command_line_space_equals_the_sweep_files():
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=["sweep=mnist1d_mlp"], return_hydra_config=True)
+    from_file = parse_params(dict(cfg.hydra.sweeper.params), set())
+    from_cli = parse_params(split_overrides(SWEEP_FILE_AS_CLI)[0], set())
+    assert space_signature(from_file) == space_signature(from_cli)
+    assert cfg.hydra.sweeper.study_name == "mnist1d_mlp" and cfg.trainer.max_steps == 1000
+
+
+def test_sweep_file_study_resumes_from_the_command_line(tmp_path, sweeplab):
+    first = sweeplab(
+        "train", "sweep=mnist1d_mlp", "hydra.sweeper.n_trials=1", *FAST
+    )  # no -m: the file says so
+    assert first.returncode == 0, first.stdout
+    study = load(tmp_path, "mnist1d_mlp")
+    assert study.trials[0].params == {  # the enqueued baseline runs first
+        "model.hidden": "[100,100]",
+        "model.activation": "relu",
+        "model.norm": "none",
+        "optimizer.lr": 1e-3,
+    }
+    second = sweeplab(
+        "train",
+        "-m",
+        *SWEEP_FILE_AS_CLI,
+        "hydra.sweeper.study_name=mnist1d_mlp",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.objectives=[val_acc]",
+        *FAST,
+    )
+    assert second.returncode == 0, second.stdout
+    assert states(load(tmp_path, "mnist1d_mlp")) == {"COMPLETE": 2}
+
+
+def test_resuming_with_another_space_is_refused_and_keeps_the_study(tmp_path, sweeplab):
+    base = ["train", "-m", LR, "hydra.sweeper.study_name=s", "hydra.sweeper.n_trials=1", *FAST]
+    assert sweeplab(*base).returncode == 0
+    refused = sweeplab(*base, "model.activation=choice(relu,elu)")
+    assert refused.returncode != 0
+    assert (
+        "study 's' in sqlite:///" in refused.stdout
+        and "has another space: model.activation is new (choice of relu, elu)" in refused.stdout
+        and "hydra.sweeper.study_name=NEW_NAME" in refused.stdout
+    )
+    other = sweeplab(
+        *base, "hydra.sweeper.objectives=[final_val_loss]", "hydra.sweeper.directions=[minimize]"
+    )
+    assert "has another objectives" in other.stdout
+    assert states(load(tmp_path, "s")) == {"COMPLETE": 1}
+
+
+def test_hyperband_prunes_the_bad_region_in_worker_processes(tmp_path, sweeplab):
+    done = sweeplab(
+        "train",
+        "-m",
+        "optimizer=sgd",
+        "optimizer.lr=choice(1e-5,0.05)",
+        "hydra.sweeper.study_name=hb",
+        "hydra.sweeper.sampler.name=random",
+        "hydra.sweeper.sampler.seed=0",
+        "hydra.sweeper.n_trials=14",
+        "hydra.sweeper.n_jobs=2",
+        "+hydra.sweeper.pruner={name: hyperband, min_resource: 20, max_resource: 300}",
+        "trainer.max_steps=300",
+        "trainer.eval_every=20",
+    )
+    assert done.returncode == 0, done.stdout
+    study = load(tmp_path, "hb")
+    pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
+    assert len(pruned) >= 1 and states(study)["COMPLETE"] + len(pruned) == 14
+    assert all(t.params["optimizer.lr"] == 1e-5 for t in pruned)  # only the region that does not learn
+    for t in pruned:  # stopped early, with the history up to there
+        assert t.user_attrs["metrics"]["steps"] < 300 and t.intermediate_values
+        rows = (Path(t.user_attrs["output_dir"]) / "history.csv").read_text().splitlines()
+        assert len(rows) - 1 == len(t.intermediate_values)
+
+
+def test_two_workers_run_trials_at_the_same_time(tmp_path, sweeplab):
+    done = sweeplab(
+        "train",
+        "-m",
+        LR,
+        "hydra.sweeper.study_name=par",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=2",
+        "trainer.max_steps=400",
+        "trainer.eval_every=100",
+    )
+    assert done.returncode == 0, done.stdout
+    trials = load(tmp_path, "par").trials
+    overlapping = [
+        (a.number, b.number)
+        for a in trials
+        for b in trials
+        if a.number < b.number
+        and a.datetime_start < b.datetime_complete
+        and b.datetime_start < a.datetime_complete
+    ]
+    assert overlapping and states(load(tmp_path, "par")) == {"COMPLETE": 4}
+
+
+def test_failing_and_diverging_trials_fail_and_the_study_goes_on(tmp_path, sweeplab):
+    grid = [
+        "train",
+        "-m",
+        "optimizer=sgd",
+        "model.activation=choice(relu,bogus)",
+        "optimizer.lr=choice(0.01,1e6)",
+        "hydra.sweeper.sampler.name=grid",
+        "hydra.sweeper.n_trials=4",
+        *FAST,
+    ]
+    done = sweeplab(*grid, "hydra.sweeper.study_name=f")
+    assert done.returncode == 1  # 3 of 4 failed: above the default max_failure_rate of 20%
+    assert "3 of 4 trials failed this run" in done.stdout
+    study = load(tmp_path, "f")
+    assert states(study) == {"COMPLETE": 1, "FAIL": 3}
+    errors = Counter(t.user_attrs["error"].split(":")[0] for t in study.trials if t.state.name == "FAIL")
+    assert errors == {"ConfigError": 2, "diverged": 1}
+    assert any(
+        "model.activation: unknown activation 'bogus'" in t.user_attrs["error"]
+        for t in study.trials
+        if t.state.name == "FAIL"
+    )
+    tolerant = sweeplab(*grid, "hydra.sweeper.study_name=f2", "hydra.sweeper.max_failure_rate=0.8")
+    assert tolerant.returncode == 0, tolerant.stdout
+
+
+def test_conditional_parameters_are_sampled_only_where_the_config_has_them(tmp_path, sweeplab):
+    done = sweeplab(
+        "train",
+        "-m",
+        "optimizer=choice(sgd,adam)",
+        "optimizer.momentum=interval(0.5,0.99)",
+        "hydra.sweeper.study_name=cond",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.sampler.seed=1",
+        *FAST,
+    )
+    assert done.returncode == 0, done.stdout
+    trials = load(tmp_path, "cond").trials
+    assert {t.state.name for t in trials} == {"COMPLETE"}
+    for t in trials:
+        assert ("optimizer.momentum" in t.params) == (t.params["optimizer"] == "sgd")
+        assert t.user_attrs["config"]["optimizer"]["name"] == t.params["optimizer"]
+    assert {t.params["optimizer"] for t in trials} == {"sgd", "adam"}
+
+
+def test_killed_sweep_reruns_to_exactly_n_trials(tmp_path, sweeplab):
+    args = [
+        "train",
+        "-m",
+        LR,
+        "hydra.sweeper.study_name=k",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.heartbeat_interval=0.2",
+        "hydra.sweeper.stale_after=1",
+        "trainer.max_steps=1500",
+        "trainer.eval_every=100",
+    ]
+    first = sweeplab(*args, background=True)
+    deadline = time.time() + 120
+    second = tmp_path / "outputs" / "sweeps" / "k" / "1" / "history.csv"
+    while time.time() < deadline and not (second.is_file() and len(second.read_text().splitlines()) > 1):
+        time.sleep(0.2)  # kill it while its second trial trains
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert states(load(tmp_path, "k")) == {"COMPLETE": 1, "RUNNING": 1}
+    time.sleep(1.5)  # the heartbeat goes stale
+
+    rerun = sweeplab(*args)
+    assert rerun.returncode == 0, rerun.stdout
+    study = load(tmp_path, "k")
+    assert states(study) == {"COMPLETE": 4, "FAIL": 1}
+    killed = next(t for t in study.trials if t.state.name == "FAIL")
+    assert "stale heartbeat" in killed.user_attrs["error"]
+    retry = next(t for t in study.trials if t.user_attrs.get("retry_of") == killed.number)
+    assert retry.state.name == "COMPLETE" and retry.params == killed.params
+    numbers = [t.number for t in study.trials]
+    assert len(set(numbers)) == len(numbers) == 5
+    assert {p.name for p in (tmp_path / "outputs" / "sweeps" / "k").iterdir()} == {str(n) for n in numbers}
+
+
+def test_two_commands_on_one_storage_stop_together_at_n_trials(tmp_path, sweeplab):
+    args = [
+        "train",
+        "-m",
+        LR,
+        "hydra.sweeper.study_name=shared",
+        "hydra.sweeper.n_trials=6",
+        "trainer.max_steps=200",
+        "trainer.eval_every=50",
+    ]
+    assert sweeplab(*args, "hydra.sweeper.n_trials=1").returncode == 0  # create the study first
+    workers = [sweeplab(*args, background=True) for _ in range(2)]
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    study = load(tmp_path, "shared")
+    counts = states(study)
+    assert counts["COMPLETE"] == 6 and "RUNNING" not in counts
+    assert all("surplus" in t.user_attrs["error"] for t in study.trials if t.state.name == "FAIL")
+    ran = [
+        int(next(line for line in out.splitlines() if "this run:" in line).split("this run: ")[1].split()[0])
+        for out in outputs
+    ]
+    assert all(n >= 1 for n in ran)  # both took part
