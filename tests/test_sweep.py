@@ -7,10 +7,12 @@ from collections import Counter
 from pathlib import Path
 
 import optuna
+import pytest
 from hydra import compose, initialize_config_dir
 
 from sweeplab.paths import config_dir
 from sweeplab.sweep.space import parse_params, space_signature, split_overrides
+from sweeplab.sweep.study import open_storage
 
 FAST = ["trainer.max_steps=40", "trainer.eval_every=10"]
 LR = "optimizer.lr=tag(log, interval(1e-4, 1e-1))"
@@ -281,6 +283,7 @@ def test_two_commands_on_one_storage_stop_together_at_n_trials(tmp_path, sweepla
         "hydra.sweeper.n_trials=6",
         "trainer.max_steps=200",
         "trainer.eval_every=50",
+        "trainer.num_threads=1",  # two commands on one 2-core machine: one thread each, no oversubscription
     ]
     assert sweeplab(*args, "hydra.sweeper.n_trials=1").returncode == 0  # create the study first
     workers = [sweeplab(*args, background=True) for _ in range(2)]
@@ -295,3 +298,55 @@ def test_two_commands_on_one_storage_stop_together_at_n_trials(tmp_path, sweepla
         for out in outputs
     ]
     assert all(n >= 1 for n in ran)  # both took part
+
+
+def test_every_sampler_and_pruner_builds():
+    from sweeplab.sweep.study import PRUNERS, SAMPLERS, build_from
+
+    for name in SAMPLERS:
+        context = {"search_space": {"x": [1, 2]}} if name == "grid" else {}
+        assert isinstance(
+            build_from(SAMPLERS, {"name": name, "seed": 0}, "s", **context), optuna.samplers.BaseSampler
+        )
+    for name in PRUNERS:
+        assert isinstance(build_from(PRUNERS, {"name": name}, "p"), optuna.pruners.BasePruner)
+
+
+def test_unknown_sampler_option_is_named():
+    from sweeplab.config import ConfigError
+    from sweeplab.sweep.study import SAMPLERS, build_from
+
+    with pytest.raises(ConfigError, match=r"hydra\.sweeper\.sampler: tpe: .*n_startup"):
+        build_from(SAMPLERS, {"name": "tpe", "n_startup": 3}, "hydra.sweeper.sampler")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "journal"])
+def test_storage_contract_resume_and_budget(tmp_path, sweeplab, backend):
+    url = f"sqlite:///{tmp_path}/b.db" if backend == "sqlite" else f"journal://{tmp_path}/b.log"
+    args = ["train", "-m", LR, "hydra.sweeper.study_name=b", f"hydra.sweeper.storage={url}", *FAST]
+    assert sweeplab(*args, "hydra.sweeper.n_trials=2").returncode == 0
+    again = sweeplab(*args, "hydra.sweeper.n_trials=2")
+    assert again.returncode == 0 and "this run: 0 trials" in again.stdout
+    assert sweeplab(*args, "hydra.sweeper.n_trials=3").returncode == 0
+    study = optuna.load_study(study_name="b", storage=open_storage(url))
+    assert states(study) == {"COMPLETE": 3} and [t.number for t in study.trials] == [0, 1, 2]
+
+
+def test_two_objectives_give_a_pareto_front(tmp_path, sweeplab):
+    done = sweeplab(
+        "train",
+        "-m",
+        "model.hidden=choice([16],[64,64])",
+        LR,
+        "hydra.sweeper.study_name=mo",
+        "hydra.sweeper.objectives=[val_acc,params]",
+        "hydra.sweeper.directions=[maximize,minimize]",
+        "hydra.sweeper.sampler.name=nsgaii",
+        "hydra.sweeper.n_trials=4",
+        *FAST,
+    )
+    assert done.returncode == 0, done.stdout
+    study = load(tmp_path, "mo")
+    assert states(study) == {"COMPLETE": 4} and len(study.directions) == 2
+    assert all(t.values[1] == t.user_attrs["metrics"]["params"] for t in study.trials)
+    assert study.best_trials and "best: trial" in done.stdout

@@ -3,11 +3,13 @@
 python bench/noop/noop_app.py -m 'x=interval(-1, 1)' hydra.sweeper.n_trials=100
 """
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
 
-@hydra.main(version_base="1.3", config_path=".", config_name="noop")
+@hydra.main(version_base="1.3", config_path=str(Path(__file__).parent), config_name="noop")
 def noop(cfg: DictConfig) -> float:
     return cfg.x**2
 

@@ -129,8 +129,7 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, daemon=True, name="sweeplab-heartbeat")
 
     def start(self) -> None:
-        self._beat()
-        self._thread.start()
+        self._thread.start()  # until the first beat, the trial's start time says it is alive
 
     def stop(self) -> None:
         self._stop.set()
