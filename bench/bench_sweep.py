@@ -68,36 +68,48 @@ def overhead(args: argparse.Namespace, work: Path) -> None:
 
 def parallel(args: argparse.Namespace, work: Path) -> None:
     env = dict(os.environ, SWEEPLAB_STUDIES_DIR=str(work / "studies"))
-    rates = {}
-    for n_jobs in (1, 2):
-        seconds = timed(
-            [
-                *SWEEPLAB,
-                "optimizer.lr=tag(log, interval(1e-4, 1e-1))",
-                "model=cnn",
-                f"hydra.sweeper.n_trials={args.parallel_trials}",
-                f"hydra.sweeper.n_jobs={n_jobs}",
-                f"hydra.sweeper.study_name=jobs{n_jobs}",
-                "trainer.max_steps=300",
-            ],
-            env,
-            work,
-        )
-        rates[n_jobs] = 3600 * args.parallel_trials / seconds
-        print(f"| n_jobs={n_jobs} | {seconds:.1f} s | {rates[n_jobs]:.0f} trials/h |", flush=True)
-    print(f"| speed-up | | {rates[2] / rates[1]:.2f}x |")
+    workloads = {
+        "MLP (100, 100), 1500 steps": ["trainer.max_steps=1500"],
+        "CNN (32, 64), 300 steps": ["model=cnn", "trainer.max_steps=300"],
+    }
+    for workload, overrides in workloads.items():
+        rates = {}
+        for n_jobs in (1, 2):
+            seconds = timed(
+                [
+                    *SWEEPLAB,
+                    "optimizer.lr=tag(log, interval(1e-4, 1e-1))",
+                    *overrides,
+                    f"hydra.sweeper.n_trials={args.parallel_trials}",
+                    f"hydra.sweeper.n_jobs={n_jobs}",
+                    f"hydra.sweeper.study_name=jobs{n_jobs}{len(rates)}{workload[:3]}",
+                ],
+                env,
+                work,
+            )
+            rates[n_jobs] = 3600 * args.parallel_trials / seconds
+            print(
+                f"| {workload} | n_jobs={n_jobs} | {seconds:.1f} s | {rates[n_jobs]:.0f} trials/h |",
+                flush=True,
+            )
+        print(f"| {workload} | speed-up | | {rates[2] / rates[1]:.2f}x |", flush=True)
 
 
 def pruning(args: argparse.Namespace, work: Path) -> None:
     env = dict(os.environ, SWEEPLAB_STUDIES_DIR=str(work / "studies"))
-    for pruner in ("none", "hyperband"):
-        name = f"prune_{pruner}"
+    pruners = {
+        "none": "{name: none}",
+        "hyperband, first rung 'auto'": "{name: hyperband, max_resource: 1000}",
+        "hyperband, first rung at 200 steps": "{name: hyperband, min_resource: 200, max_resource: 1000}",
+    }
+    for i, (pruner, node) in enumerate(pruners.items()):
+        name = f"prune{i}"
         timed(
             [
                 *SWEEPLAB,
                 "optimizer.lr=tag(log, interval(1e-5, 1e-1))",
                 "model.activation=choice(relu,tanh)",
-                f"hydra.sweeper.pruner.name={pruner}",
+                f"+hydra.sweeper.pruner={node}",
                 "hydra.sweeper.sampler.name=random",
                 "hydra.sweeper.sampler.seed=0",
                 f"hydra.sweeper.n_trials={args.pruning_trials}",
@@ -119,7 +131,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--parallel-trials", type=int, default=8)
+    parser.add_argument("--parallel-trials", type=int, default=16)
     parser.add_argument("--pruning-trials", type=int, default=24)
     parser.add_argument("--hos-python", help="python of an environment with hydra-optuna-sweeper")
     parser.add_argument("--only", choices=["overhead", "parallel", "pruning"])
@@ -130,8 +142,8 @@ def main() -> None:
             print(f"\n| orchestration, {args.trials} no-op trials, TPE | per trial |\n| --- | --- |")
             overhead(args, work)
         if args.only in (None, "parallel"):
-            print(f"\n| {args.parallel_trials} CNN trials on MNIST-1D | wall | throughput |")
-            print("| --- | --- | --- |")
+            print(f"\n| {args.parallel_trials} trials on MNIST-1D | | wall | throughput |")
+            print("| --- | --- | --- | --- |")
             parallel(args, work)
         if args.only in (None, "pruning"):
             print(f"\n| pruner, {args.pruning_trials} trials | steps | pruned | best val_acc |")
