@@ -320,15 +320,33 @@ def test_unknown_sampler_option_is_named():
         build_from(SAMPLERS, {"name": "tpe", "n_startup": 3}, "hydra.sweeper.sampler")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "journal"])
+POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")  # a database URL; .ci/run starts a server for it
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "sqlite",
+        "journal",
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(
+                not POSTGRES, reason="set SWEEPLAB_TEST_POSTGRES to a PostgreSQL database URL"
+            ),
+        ),
+    ],
+)
 def test_storage_contract_resume_and_budget(tmp_path, sweeplab, backend):
-    url = f"sqlite:///{tmp_path}/b.db" if backend == "sqlite" else f"journal://{tmp_path}/b.log"
-    args = ["train", "-m", LR, "hydra.sweeper.study_name=b", f"hydra.sweeper.storage={url}", *FAST]
+    url = {"sqlite": f"sqlite:///{tmp_path}/b.db", "journal": f"journal://{tmp_path}/b.log"}.get(
+        backend, POSTGRES
+    )
+    name = f"b_{tmp_path.name}_{time.time_ns()}"  # a server outlives the test: a new study each run
+    args = ["train", "-m", LR, f"hydra.sweeper.study_name={name}", f"hydra.sweeper.storage={url}", *FAST]
     assert sweeplab(*args, "hydra.sweeper.n_trials=2").returncode == 0
     again = sweeplab(*args, "hydra.sweeper.n_trials=2")
     assert again.returncode == 0 and "this run: 0 trials" in again.stdout
     assert sweeplab(*args, "hydra.sweeper.n_trials=3").returncode == 0
-    study = optuna.load_study(study_name="b", storage=open_storage(url))
+    study = optuna.load_study(study_name=name, storage=open_storage(url))
     assert states(study) == {"COMPLETE": 3} and [t.number for t in study.trials] == [0, 1, 2]
 
 

@@ -98,19 +98,17 @@ class SweepController:
     def _open_study(self) -> optuna.Study:
         s = self.s
         context = {}
-        if s.sampler.get("name") in ("grid",):
-            context["search_space"] = {key: p.grid_values() for key, p in self.params.items()}
-        elif s.sampler.get("name") == "bruteforce":
-            for p in self.params.values():
-                p.grid_values()  # raises for continuous parameters
+        if s.sampler.get("name") in ("grid", "bruteforce"):
+            grid = {key: p.grid_values() for key, p in self.params.items()}  # raises for continuous ones
+            context = {"search_space": grid} if s.sampler["name"] == "grid" else {}
         sampler = build_from(SAMPLERS, s.sampler, "hydra.sweeper.sampler", **context)
-        self.pruner = build_from(PRUNERS, s.pruner, "hydra.sweeper.pruner")
+        pruner = build_from(PRUNERS, s.pruner, "hydra.sweeper.pruner")
         storage = open_storage_cached(self.storage_url)
         study = optuna.create_study(
             storage=storage,
             study_name=s.study_name,
             sampler=sampler,
-            pruner=self.pruner,
+            pruner=pruner,
             directions=list(self.objectives.values()),
             load_if_exists=True,
         )
@@ -300,13 +298,13 @@ class SweepController:
             ", ".join(f"{n} {k}" for k, n in sorted(self.ran.items())) or "none",
         )
         log.info(
-            "study %r: %s; storage %s",
+            "study %r: %s; storage %s; outputs in %s",
             s.study_name,
             ", ".join(f"{n} {k}" for k, n in sorted(states.items())),
             self.storage_url,
+            os.path.abspath(str(self.config.hydra.sweep.dir)),
         )
-        completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-        if completed:
+        if states["COMPLETE"]:
             best = study.best_trials if len(self.objectives) > 1 else [study.best_trial]
             for t in best[:5]:
                 values = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, t.values, strict=True))

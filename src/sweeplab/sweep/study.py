@@ -2,6 +2,7 @@
 study, trials left RUNNING by a dead process, and the budget shared by every process on the storage."""
 
 import datetime as dt
+import importlib.util
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,8 @@ def open_storage(url: str) -> BaseStorage:
         path = Path(url.removeprefix("journal://"))
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None:
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")  # the driver of sweeplab[postgres]
     # SQLite serialises writers: wait for the lock instead of failing when workers write at once.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
@@ -52,66 +55,30 @@ def open_storage(url: str) -> BaseStorage:
     return storage
 
 
-@SAMPLERS.register("tpe")
-def tpe(seed: int | None = None, **options: Any) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.TPESampler(seed=seed, **options)
+# Names to Optuna's own classes; the rest of a `sampler` / `pruner` node is passed to them as it is.
+for _name, _sampler in {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "grid": optuna.samplers.GridSampler,  # the controller supplies search_space
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "gp": optuna.samplers.GPSampler,
+    "nsgaii": optuna.samplers.NSGAIISampler,
+    "bruteforce": optuna.samplers.BruteForceSampler,
+}.items():
+    SAMPLERS.register(_name)(_sampler)
 
-
-@SAMPLERS.register("random")
-def random(seed: int | None = None, **options: Any) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.RandomSampler(seed=seed, **options)
-
-
-@SAMPLERS.register("cmaes")
-def cmaes(seed: int | None = None, **options: Any) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.CmaEsSampler(seed=seed, **options)
-
-
-@SAMPLERS.register("gp")
-def gp(seed: int | None = None, **options: Any) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.GPSampler(seed=seed, **options)
-
-
-@SAMPLERS.register("nsgaii")
-def nsgaii(seed: int | None = None, **options: Any) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.NSGAIISampler(seed=seed, **options)
-
-
-@SAMPLERS.register("bruteforce")
-def bruteforce(seed: int | None = None, **options: Any) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.BruteForceSampler(seed=seed, **options)
-
-
-@SAMPLERS.register("grid")
-def grid(
-    search_space: Mapping[str, list], seed: int | None = None, **options: Any
-) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.GridSampler(dict(search_space), seed=seed, **options)
-
-
-@PRUNERS.register("none")
-def no_pruner() -> optuna.pruners.BasePruner:
-    return optuna.pruners.NopPruner()
-
-
-@PRUNERS.register("median")
-def median(**options: Any) -> optuna.pruners.BasePruner:
-    return optuna.pruners.MedianPruner(**options)
+for _name, _pruner in {
+    "none": optuna.pruners.NopPruner,
+    "median": optuna.pruners.MedianPruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+}.items():
+    PRUNERS.register(_name)(_pruner)
 
 
 @PRUNERS.register("percentile")
 def percentile(percentile: float = 25.0, **options: Any) -> optuna.pruners.BasePruner:
-    return optuna.pruners.PercentilePruner(percentile, **options)
-
-
-@PRUNERS.register("successive_halving")
-def successive_halving(**options: Any) -> optuna.pruners.BasePruner:
-    return optuna.pruners.SuccessiveHalvingPruner(**options)
-
-
-@PRUNERS.register("hyperband")
-def hyperband(**options: Any) -> optuna.pruners.BasePruner:
-    return optuna.pruners.HyperbandPruner(**options)
+    return optuna.pruners.PercentilePruner(percentile, **options)  # Optuna requires the percentile
 
 
 def build_from(registry: Registry, node: Mapping[str, Any], field: str, **context: Any) -> Any:
