@@ -1,0 +1,62 @@
+"""A study as a tidy DataFrame: one row per trial; every resolved hyperparameter (dotted config keys,
+`optimizer.lr`) and every recorded metric (`test_acc`, per class as `test_acc[cat]`) a column."""
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import optuna
+import pandas as pd
+
+META = ["study", "trial", "state", "duration_s", "error"]
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """The frame of one study. `frame.attrs` names its hyperparameter and metric columns."""
+    rows, hyperparameters, metrics = [], {}, {}
+    for trial in study.get_trials(deepcopy=False):
+        config = flatten(trial.user_attrs.get("config", {}))
+        recorded = dict(trial.user_attrs.get("metrics", {}))
+        per_class = recorded.pop("per_class_test_acc", None) or {}
+        values = {k: v for k, v in recorded.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        values.update({f"test_acc[{name}]": acc for name, acc in per_class.items()})
+        hyperparameters.update(dict.fromkeys(config))
+        metrics.update(dict.fromkeys(values))
+        duration = trial.duration.total_seconds() if trial.duration else None
+        rows.append(
+            {
+                "study": study.study_name,
+                "trial": trial.number,
+                "state": trial.state.name,
+                "duration_s": duration,
+                "error": trial.user_attrs.get("error"),
+                **config,
+                **values,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=[*META, *hyperparameters, *metrics])
+    frame.attrs.update(hyperparameters=list(hyperparameters), metrics=list(metrics))
+    return frame
+
+
+def studies_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
+    """Several studies in one frame (for a comparison across studies); `study` tells them apart."""
+    frames = [trials_frame(s) for s in studies]
+    frame = pd.concat(frames, ignore_index=True)
+    for key in ("hyperparameters", "metrics"):
+        frame.attrs[key] = list(dict.fromkeys(c for f in frames for c in f.attrs[key]))
+    return frame
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config -> dotted keys; lists become tuples, so that values can be compared and grouped."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = _hashable(value)
+    return flat
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(_hashable(v) for v in value) if isinstance(value, list | tuple) else value

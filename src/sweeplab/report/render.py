@@ -1,0 +1,184 @@
+"""Tables rendered as people put them in reports: Markdown (GitHub), LaTeX (booktabs), CSV (raw
+numbers) and self-contained HTML. Best values are bold; cells changed from the baseline are marked."""
+
+import html
+import math
+from collections.abc import Callable
+
+import pandas as pd
+
+from sweeplab.report.tables import Table
+
+CHANGED = "†"  # Markdown's marker for a cell that differs from the baseline
+
+
+def format_value(value: object) -> str:
+    """A hyperparameter as people write it: `(1024, 512)`, `1e-3`, `0.05`, `✓`/`–`, `15,210`."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "✓" if value else "–"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(format_value(v) for v in value) + ")"
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
+            mantissa, exponent = f"{value:.3e}".split("e")
+            return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+        return f"{value:g}"
+    return str(value)
+
+
+def format_metric(mean: float, std: float, n: int, whole: bool = False) -> str:
+    """A metric cell: `0.652` for one trial, `0.652 ± 0.012` over replicates, `15,210` for counts."""
+    if mean is None or math.isnan(mean):
+        return "–"
+    text = f"{mean:,.0f}" if whole or abs(mean) >= 1000 else f"{mean:.3f}"
+    return f"{text} ± {std:.3f}" if n > 1 and std > 0 else text  # NaN > 0 is False
+
+
+def cells(table: Table) -> list[list[str]]:
+    """Each row's formatted cells (hyperparameters, metrics, then n and Δ when they apply)."""
+    whole = {m: _counts(table.rows[m]) for m in table.metrics}
+    rows = []
+    for i in range(len(table.rows)):
+        row = [format_value(_python(table.rows.iloc[i][c])) for c in table.hyperparameters]
+        row += [
+            format_metric(table.rows.iloc[i][m], table.std.iloc[i][m], table.n[i], whole[m])
+            for m in table.metrics
+        ]
+        if max(table.n) > 1:
+            row.append(str(table.n[i]))
+        if table.delta is not None:
+            row.append("–" if i == table.baseline else f"{table.delta.iloc[i]:+.3f}")
+        rows.append(row)
+    return rows
+
+
+def header(table: Table) -> list[str]:
+    names = [table.headers[c] for c in [*table.hyperparameters, *table.metrics]]
+    first = next(iter(table.metrics))
+    return (
+        names
+        + (["n"] if max(table.n) > 1 else [])
+        + ([f"Δ {table.headers[first]}"] if table.delta is not None else [])
+    )
+
+
+def to_markdown(table: Table) -> str:
+    body = _styled(table, bold=lambda s: f"**{s}**", changed=lambda s: f"{s} {CHANGED}")
+    lines = ["| " + " | ".join(header(table)) + " |", "|" + " --- |" * len(header(table))]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    if table.changed:
+        lines += ["", f"{CHANGED} changed from the baseline (first row). Best value per metric in bold."]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(table: Table, caption: str | None = None) -> str:
+    """A booktabs table; changed cells are shaded (needs `\\usepackage[table]{xcolor}` and booktabs)."""
+    body = _styled(
+        table,
+        escape=_latex_escape,
+        bold=lambda s: f"\\textbf{{{s}}}",
+        changed=lambda s: f"\\cellcolor{{black!10}}{s}",
+    )
+    align = "l" * len(table.hyperparameters) + "r" * (len(header(table)) - len(table.hyperparameters))
+    lines = ["\\begin{table}[t]", "\\centering"]
+    if caption:
+        lines.append(f"\\caption{{{_latex_escape(caption)}}}")
+    lines += [
+        f"\\begin{{tabular}}{{{align}}}",
+        "\\toprule",
+        " & ".join(_latex_escape(h) for h in header(table)) + " \\\\",
+        "\\midrule",
+    ]
+    lines += [" & ".join(row) + " \\\\" for row in body]
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    """Raw numbers: hyperparameters, each metric's mean and std, n, the trials behind each row."""
+    frame = table.rows.copy()
+    for m in table.metrics:
+        frame.insert(frame.columns.get_loc(m) + 1, f"{m}_std", table.std[m].to_numpy())
+    frame["n"] = table.n
+    frame["trials"] = [" ".join(map(str, t)) for t in table.trials]
+    return frame.to_csv(index=False)
+
+
+def to_html(table: Table, title: str = "") -> str:
+    """A self-contained page: bold best values, changed cells on a tinted background."""
+    body = _styled(
+        table, escape=html.escape, bold=lambda s: f"<b>{s}</b>", changed=lambda s: s, changed_class="changed"
+    )
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header(table))
+    rows = "\n".join(f"<tr>{''.join(row)}</tr>" for row in body)
+    style = (
+        "body{font-family:sans-serif}table{border-collapse:collapse}th,td{padding:4px 10px;"
+        "border-bottom:1px solid #ccc;text-align:right}td.changed{background:#fff3c4}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body><table><thead><tr>{head}</tr></thead><tbody>\n{rows}\n"
+        "</tbody></table></body></html>\n"
+    )
+
+
+def _styled(
+    table: Table,
+    bold: Callable[[str], str],
+    changed: Callable[[str], str],
+    escape: Callable[[str], str] = lambda s: s,
+    changed_class: str | None = None,
+) -> list[list[str]]:
+    columns = [*table.hyperparameters, *table.metrics]
+    styled = []
+    for i, row in enumerate(cells(table)):
+        out = []
+        for j, text in enumerate(row):
+            column = columns[j] if j < len(columns) else None
+            text = escape(text)
+            if column in table.best and i in table.best[column]:
+                text = bold(text)
+            is_changed = (i, column) in table.changed
+            if is_changed:
+                text = changed(text)
+            if changed_class is not None:  # HTML: each cell is a <td>, classed when changed
+                text = f"<td class='{changed_class}'>{text}</td>" if is_changed else f"<td>{text}</td>"
+            out.append(text)
+        styled.append(out)
+    return styled
+
+
+def _counts(values: pd.Series) -> bool:
+    """Whether a metric column holds counts (parameters, steps): whole numbers, some above 1."""
+    present = values.dropna()
+    return bool(len(present)) and all(float(v).is_integer() for v in present) and present.abs().max() > 1
+
+
+def _latex_escape(text: str) -> str:
+    replacements = {
+        "\\": "\\textbackslash{}",
+        "&": "\\&",
+        "%": "\\%",
+        "$": "\\$",
+        "#": "\\#",
+        "_": "\\_",
+        "{": "\\{",
+        "}": "\\}",
+        "~": "\\textasciitilde{}",
+        "^": "\\textasciicircum{}",
+        "±": "$\\pm$",
+        "Δ": "$\\Delta$",
+        "✓": "$\\checkmark$",
+        "–": "--",
+        "†": "$\\dagger$",
+    }
+    return "".join(replacements.get(ch, ch) for ch in text)
+
+
+def _python(value: object) -> object:
+    """numpy scalars from pandas as plain Python values, so they format like the config's own."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, tuple) else value

@@ -1,0 +1,112 @@
+"""Rendering: Markdown, LaTeX, CSV and HTML from one table; bold best, marked changes, round trips."""
+
+import io
+import shutil
+import subprocess
+
+import optuna
+import pandas as pd
+import pytest
+
+from sweeplab.report import render
+from sweeplab.report.frame import trials_frame
+from sweeplab.report.tables import build_table
+from test_report_tables import add, config
+
+
+@pytest.fixture
+def table():
+    s = optuna.create_study(study_name="ablation", direction="maximize")
+    for seed, test in enumerate([0.41, 0.43]):
+        add(s, config(seed=seed), {"val_acc": test, "test_acc": test, "params": 15210})
+    for seed, test in enumerate([0.46, 0.48]):
+        add(
+            s,
+            config(act="leaky_relu", lr=5e-3, seed=seed),
+            {"val_acc": test, "test_acc": test, "params": 15210},
+        )
+    add(
+        s,
+        config(hidden=(1024, 512), act="leaky_relu", lr=5e-3),
+        {"val_acc": 0.3, "test_acc": 0.3, "params": 99},
+    )
+    return build_table(trials_frame(s), {"test_acc": "maximize", "params": "minimize"}, ablation=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1e-3, "1e-3"),
+        (5e-3, "5e-3"),
+        (1.5e-5, "1.5e-5"),
+        (0.05, "0.05"),
+        (0.1, "0.1"),
+        (100, "100"),
+        (15210, "15,210"),
+        (True, "✓"),
+        (False, "–"),
+        (None, "–"),
+        ((1024, 512), "(1024, 512)"),
+        ("relu", "relu"),
+    ],
+)
+def test_values_are_written_as_people_write_them(value, text):
+    assert render.format_value(value) == text
+
+
+def test_markdown_bolds_the_best_and_marks_changes(table):
+    md = render.to_markdown(table)
+    lines = md.splitlines()
+    assert lines[0] == "| Layers | Act. | LR | Test acc. | Params | n | Δ Test acc. |"
+    assert lines[2] == "| (100) | relu | 2e-3 | 0.420 ± 0.014 | 15,210 | 2 | – |"
+    assert lines[3] == "| (100) | leaky_relu † | 5e-3 † | **0.470 ± 0.014** | 15,210 | 2 | +0.050 |"
+    assert lines[4] == "| (1024, 512) † | leaky_relu † | 5e-3 † | 0.300 | **99** | 1 | -0.120 |"
+    assert "† changed from the baseline" in md
+
+
+def test_csv_keeps_raw_numbers_and_round_trips(table):
+    back = pd.read_csv(io.StringIO(render.to_csv(table)))
+    assert list(back.columns) == [
+        "model.hidden",
+        "model.activation",
+        "optimizer.lr",
+        "test_acc",
+        "test_acc_std",
+        "params",
+        "params_std",
+        "n",
+        "trials",
+    ]
+    assert back["test_acc"].tolist() == pytest.approx([0.42, 0.47, 0.3])
+    assert back["optimizer.lr"].tolist() == [0.002, 0.005, 0.005] and back["n"].tolist() == [2, 2, 1]
+    assert back["trials"].tolist() == ["0 1", "2 3", "4"]
+
+
+def test_html_is_self_contained_with_bold_and_changed_cells(table):
+    page = render.to_html(table, title="ablation")
+    assert (
+        page.startswith("<!doctype html>")
+        and "<style>" in page
+        and "<link" not in page
+        and "<script" not in page
+    )
+    assert "<b>0.470 ± 0.014</b>" in page and page.count("class='changed'") == len(table.changed) == 5
+
+
+def test_latex_uses_booktabs_and_escapes(table):
+    tex = render.to_latex(table, caption="MLP ablation")
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert "leaky\\_relu" in tex and "\\textbf{0.470 $\\pm$ 0.014}" in tex and "\\cellcolor{black!10}" in tex
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine (pdflatex) on this machine")
+def test_latex_compiles(table, tmp_path):
+    document = (
+        "\\documentclass{article}\\usepackage[utf8]{inputenc}\\usepackage{booktabs}\\usepackage{amssymb}"
+        "\\usepackage[table]{xcolor}\\begin{document}" + render.to_latex(table) + "\\end{document}"
+    )
+    (tmp_path / "t.tex").write_text(document)
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "t.tex"], cwd=tmp_path, capture_output=True
+    )
+    assert done.returncode == 0 and (tmp_path / "t.pdf").stat().st_size > 0

@@ -1,0 +1,123 @@
+"""Golden tests of the report's data layer on a small study built in memory (no rendering)."""
+
+import math
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from sweeplab.report.frame import studies_frame, trials_frame
+from sweeplab.report.tables import build_table, marginals
+
+
+def add(study, config, metrics, state=TrialState.COMPLETE):
+    study.add_trial(
+        create_trial(
+            state=state,
+            value=metrics.get("val_acc") if state == TrialState.COMPLETE else None,
+            params={"optimizer.lr": config["optimizer"]["lr"]},
+            distributions={"optimizer.lr": FloatDistribution(1e-5, 10.0, log=True)},
+            user_attrs={"config": config, "metrics": metrics},
+        )
+    )
+
+
+def config(hidden=(100,), act="relu", lr=2e-3, seed=0):
+    return {
+        "model": {"name": "mlp", "hidden": list(hidden), "activation": act},
+        "optimizer": {"lr": lr},
+        "trainer": {"seed": seed, "max_steps": 1500},
+        "data_dir": "data",
+    }
+
+
+@pytest.fixture
+def study():
+    s = optuna.create_study(study_name="ablation", direction="maximize")
+    # baseline, then one change at a time, each over two seeds
+    for seed, (val, test, params) in enumerate([(0.40, 0.41, 1000), (0.42, 0.43, 1000)]):
+        add(
+            s,
+            config(seed=seed),
+            {
+                "val_acc": val,
+                "test_acc": test,
+                "params": params,
+                "per_class_test_acc": {"cat": 0.3, "dog": 0.5},
+            },
+        )
+    for seed, (val, test) in enumerate([(0.45, 0.46), (0.47, 0.48)]):
+        add(s, config(act="leaky_relu", seed=seed), {"val_acc": val, "test_acc": test, "params": 1000})
+    for seed, (val, test) in enumerate([(0.30, 0.31), (0.34, 0.33)]):
+        add(
+            s,
+            config(hidden=(100, 50), act="leaky_relu", seed=seed),
+            {"val_acc": val, "test_acc": test, "params": 1500},
+        )
+    add(s, config(lr=5.0), {"status": "diverged"}, state=TrialState.FAIL)
+    return s
+
+
+def test_frame_has_a_row_per_trial_with_every_hyperparameter_and_metric(study):
+    frame = trials_frame(study)
+    assert len(frame) == 7 and list(frame["trial"]) == list(range(7))
+    assert frame.loc[0, "model.hidden"] == (100,) and frame.loc[4, "model.hidden"] == (100, 50)
+    assert frame.loc[0, "test_acc[cat]"] == 0.3 and math.isnan(frame.loc[2, "test_acc[cat]"])
+    assert frame.loc[6, "state"] == "FAIL" and "trainer.seed" in frame.attrs["hyperparameters"]
+    assert {"val_acc", "test_acc", "params"} <= set(frame.attrs["metrics"])
+
+
+def test_only_varying_hyperparameters_become_columns_and_seeds_are_grouped(study):
+    table = build_table(trials_frame(study), {"test_acc": "maximize", "params": "minimize"})
+    assert table.hyperparameters == ["model.hidden", "model.activation"]  # not seed, steps, data_dir, lr
+    assert [table.headers[c] for c in table.rows.columns] == ["Layers", "Act.", "Test acc.", "Params"]
+    assert table.rows["model.activation"].tolist() == ["relu", "leaky_relu", "leaky_relu"]  # sweep order
+    assert table.n == [2, 2, 2] and table.trials == [(0, 1), (2, 3), (4, 5)]
+    assert table.rows["test_acc"].tolist() == pytest.approx([0.42, 0.47, 0.32])
+    assert table.std["test_acc"].tolist() == pytest.approx([math.sqrt(2e-4)] * 2 + [math.sqrt(2e-4)])
+
+
+def test_best_is_found_in_both_directions_with_ties(study):
+    table = build_table(trials_frame(study), {"test_acc": "maximize", "params": "minimize"})
+    assert table.best == {"test_acc": [1], "params": [0, 1]}
+
+
+def test_ablation_marks_cells_that_differ_from_the_baseline_and_the_delta(study):
+    table = build_table(trials_frame(study), {"test_acc": "maximize"}, ablation=True)
+    assert table.baseline == 0
+    assert table.changed == {(1, "model.activation"), (2, "model.activation"), (2, "model.hidden")}
+    assert table.delta.tolist() == pytest.approx([0.0, 0.05, -0.10])
+
+
+def test_failed_trials_are_left_out_unless_asked_for(study):
+    frame = trials_frame(study)
+    assert 6 not in sum(build_table(frame, {"val_acc": "maximize"}).trials, ())
+    with_failed = build_table(frame, {"val_acc": "maximize"}, states=("COMPLETE", "FAIL"))
+    assert "optimizer.lr" in with_failed.hyperparameters and with_failed.trials[-1] == (6,)
+
+
+def test_headers_and_columns_can_be_chosen(study):
+    table = build_table(
+        trials_frame(study),
+        {"test_acc": "maximize"},
+        columns=["model.activation"],
+        headers={"model.activation": "Activation func."},
+    )
+    assert list(table.rows.columns) == ["model.activation", "test_acc"] and len(table.rows) == 2
+    assert table.headers["model.activation"] == "Activation func." and table.n == [2, 4]
+
+
+def test_several_studies_compare_in_one_table(study):
+    other = optuna.create_study(study_name="cnn", direction="maximize")
+    add(other, config(act="relu"), {"val_acc": 0.6, "test_acc": 0.61, "params": 5000})
+    table = build_table(studies_frame([study, other]), {"test_acc": "maximize"})
+    assert table.hyperparameters[0] == "study" and table.rows["study"].tolist()[-1] == "cnn"
+    assert table.best["test_acc"] == [len(table.rows) - 1]
+
+
+def test_marginals_give_the_metric_per_value(study):
+    tables = marginals(trials_frame(study), "test_acc", "maximize", ["model.activation"])
+    by_value = tables["model.activation"].set_index("model.activation")
+    assert by_value.loc["relu", "n"] == 2 and by_value.loc["leaky_relu", "best"] == 0.48
+    assert by_value.loc["leaky_relu", "mean"] == pytest.approx((0.46 + 0.48 + 0.31 + 0.33) / 4)
