@@ -121,3 +121,13 @@ def test_marginals_give_the_metric_per_value(study):
     by_value = tables["model.activation"].set_index("model.activation")
     assert by_value.loc["relu", "n"] == 2 and by_value.loc["leaky_relu", "best"] == 0.48
     assert by_value.loc["leaky_relu", "mean"] == pytest.approx((0.46 + 0.48 + 0.31 + 0.33) / 4)
+
+
+def test_rows_can_be_sorted_by_their_values(study):
+    table = build_table(trials_frame(study), {"test_acc": "maximize"}, sort_rows=True)
+    assert list(zip(table.rows["model.hidden"], table.rows["model.activation"], strict=True)) == [
+        ((100,), "leaky_relu"),
+        ((100,), "relu"),
+        ((100, 50), "leaky_relu"),
+    ]
+    assert table.trials == [(2, 3), (0, 1), (4, 5)] and table.best["test_acc"] == [0]

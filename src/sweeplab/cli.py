@@ -22,6 +22,9 @@ commands:
   train -m [OVERRIDES | sweep=NAME]
                       run a study: Optuna picks each trial's values of the swept keys
                       ('optimizer.lr=tag(log, interval(1e-4, 1e-1))', 'model=choice(mlp,cnn)')
+  report STUDY [STUDY ...] | report --sweep NAME
+                      tables (md, tex, csv, html), figures and an index.md of one or more studies
+                      `sweeplab report --help` lists the options
 
 configs: {conf}
 """
@@ -55,6 +58,15 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE.format(conf=config_dir()))
         return
     command, rest = args[0], args[1:]
+    if command == "report":
+        from sweeplab.report.command import main as report
+
+        try:
+            report(rest)
+        except SweeplabError as err:
+            print(f"sweeplab report: error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        return
     if command == "train":
         # Hydra reads its overrides from sys.argv: hand it everything after the sub-command.
         sys.argv = ["sweeplab train", *rest]

@@ -26,7 +26,7 @@ def format_value(value: object) -> str:
         if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
             mantissa, exponent = f"{value:.3e}".split("e")
             return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-        return f"{value:g}"
+        return f"{value:.4g}"
     return str(value)
 
 
@@ -35,7 +35,7 @@ def format_metric(mean: float, std: float, n: int, whole: bool = False) -> str:
     if mean is None or math.isnan(mean):
         return "–"
     text = f"{mean:,.0f}" if whole or abs(mean) >= 1000 else f"{mean:.3f}"
-    return f"{text} ± {std:.3f}" if n > 1 and std > 0 else text  # NaN > 0 is False
+    return f"{text} ± {std:.3f}" if n > 1 and not whole and not math.isnan(std) else text
 
 
 def cells(table: Table) -> list[list[str]]:
@@ -43,7 +43,7 @@ def cells(table: Table) -> list[list[str]]:
     whole = {m: _counts(table.rows[m]) for m in table.metrics}
     rows = []
     for i in range(len(table.rows)):
-        row = [format_value(_python(table.rows.iloc[i][c])) for c in table.hyperparameters]
+        row = [format_value(python_value(table.rows.iloc[i][c])) for c in table.hyperparameters]
         row += [
             format_metric(table.rows.iloc[i][m], table.std.iloc[i][m], table.n[i], whole[m])
             for m in table.metrics
@@ -179,6 +179,6 @@ def _latex_escape(text: str) -> str:
     return "".join(replacements.get(ch, ch) for ch in text)
 
 
-def _python(value: object) -> object:
+def python_value(value: object) -> object:
     """numpy scalars from pandas as plain Python values, so they format like the config's own."""
     return value.item() if hasattr(value, "item") and not isinstance(value, tuple) else value

@@ -65,9 +65,11 @@ def build_table(
     ablation: bool = False,
     replicate_key: str = "trainer.seed",
     states: Sequence[str] = ("COMPLETE",),
+    sort_rows: bool = False,
 ) -> Table:
-    """Rows in sweep order (by their first trial), one per configuration; trials that differ only in
-    `replicate_key` are one row (mean, std, n). Without `columns`, the hyperparameters that vary."""
+    """One row per configuration, in sweep order (by first trial) or, with `sort_rows`, by their values;
+    trials that differ only in `replicate_key` are one row (mean, std, n). Without `columns`, the
+    hyperparameters that vary."""
     studies = {name: i for i, name in enumerate(dict.fromkeys(frame["study"]))}  # in the order given
     kept = frame[frame["state"].isin(states)]
     kept = kept.assign(_order=kept["study"].map(studies) * 1_000_000_000 + kept["trial"]).sort_values(
@@ -82,7 +84,9 @@ def build_table(
         shown.insert(0, "study")
     keys = shown or ["state"]  # no varying column: every trial is a replicate of one configuration
     grouped = kept.groupby(keys, sort=False, dropna=False)
-    order = grouped["_order"].min().sort_values().index
+    order = grouped["_order"].min().sort_values().index  # sweep order: the baseline first
+    if sort_rows and shown:
+        order = sorted(order, key=lambda key: [_sort_key(v) for v in (key if len(keys) > 1 else (key,))])
     metric_columns = list(metrics)
     rows = grouped[metric_columns].mean().loc[order].reset_index()
     if not shown:
@@ -117,6 +121,15 @@ def marginals(
         c: kept.groupby(c, dropna=False)[metric].agg(mean="mean", best=best, n="count").reset_index()
         for c in columns
     }
+
+
+def _sort_key(value: object) -> tuple:
+    """Sorts mixed values: missing last, numbers by value, tuples by length then value, text as text."""
+    if _is_missing(value):
+        return (3,)
+    if isinstance(value, tuple):
+        return (1, len(value), tuple(_sort_key(v) for v in value))
+    return (0, value) if isinstance(value, int | float) and not isinstance(value, bool) else (2, str(value))
 
 
 def _varying(frame: pd.DataFrame, hyperparameters: Sequence[str], replicate_key: str) -> list[str]:

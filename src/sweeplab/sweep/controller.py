@@ -3,6 +3,7 @@
 
 import copy
 import logging
+import shlex
 import math
 import os
 from collections import Counter
@@ -115,6 +116,11 @@ class SweepController:
         check_same_study(
             study, {"space": space_signature(self.params), "objectives": self.objectives}, self.storage_url
         )
+        overrides = [*self.config.hydra.overrides.hydra, *self.config.hydra.overrides.task]
+        command = shlex.join(["sweeplab", "train", "-m", *overrides])
+        commands = study.user_attrs.get("commands", [])
+        if command not in commands:  # the report shows how the study was made
+            study.set_user_attr("commands", [*commands, command])
         for params in s.enqueue:
             study.enqueue_trial({k: as_scalar(v) for k, v in params.items()}, skip_if_exists=True)
         fail_stale_trials(study, s.stale_after, s.max_retries)

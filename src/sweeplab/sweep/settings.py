@@ -26,3 +26,6 @@ class SweeperSettings:
     max_failure_rate: float = 0.2  # above this share of failed trials in a run, the command exits 1
     heartbeat_interval: float = 10.0  # seconds between a running trial's signs of life
     stale_after: float = 60.0  # seconds without one after which a RUNNING trial counts as dead
+    # how `sweeplab report --sweep NAME` shows the study: metrics {name: direction}, columns, headers,
+    # ablation (mark changes from the first row); the sweeper itself does not use it
+    report: dict[str, Any] = field(default_factory=dict)

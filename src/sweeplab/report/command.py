@@ -1,0 +1,176 @@
+"""`sweeplab report STUDY [STUDY ...]`: a study's tables (md, tex, csv, html), figures and an index.md
+that summarises it and shows the command that reproduces its best trial."""
+
+import argparse
+import logging
+import shlex
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from omegaconf import OmegaConf
+
+from sweeplab.config import SweeplabError
+from sweeplab.paths import config_dir
+from sweeplab.report import render
+from sweeplab.report.figures import write_figures
+from sweeplab.report.frame import studies_frame
+from sweeplab.report.tables import build_table, marginals
+from sweeplab.sweep.study import default_storage, open_storage
+
+log = logging.getLogger(__name__)
+FORMATS = {"md": render.to_markdown, "tex": render.to_latex, "csv": render.to_csv, "html": render.to_html}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sweeplab report", description=__doc__)
+    p.add_argument("studies", nargs="*", help="study names (default: the sweep file's study)")
+    p.add_argument(
+        "--sweep", help="a sweep file's name (sweeps/NAME.yaml): its study, storage and report spec"
+    )
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///studies/<study>.db)")
+    p.add_argument("--out", type=Path, help="output folder (default: reports/<study>)")
+    p.add_argument("--format", default="md,tex,csv,html", help="table formats, comma-separated")
+    p.add_argument("--include-failed", action="store_true", help="also show FAIL and PRUNED trials as rows")
+    p.add_argument("--ablation", action="store_true", help="mark cells that differ from the first row")
+    return p
+
+
+def main(argv: Sequence[str]) -> None:
+    args = parser().parse_args(argv)
+    spec: dict[str, Any] = {}
+    names, storage = list(args.studies), args.storage
+    if args.sweep:
+        sweeper = _sweep_file(args.sweep).hydra.sweeper
+        names = names or [sweeper.study_name]
+        storage = storage or sweeper.get("storage")
+        spec = OmegaConf.to_container(sweeper.get("report") or {})  # type: ignore[assignment]
+    if not names:
+        raise SweeplabError("sweeplab report: name a study, or a sweep file with --sweep NAME")
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise SweeplabError(f"--format: unknown {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    studies = [_load(name, storage) for name in names]
+    out = args.out or Path("reports") / "_vs_".join(names)
+    index = write_report(
+        studies,
+        out,
+        formats,
+        spec,
+        args.include_failed,
+        args.ablation or spec.get("ablation", False),
+        command=shlex.join(["sweeplab", "report", *argv]),
+    )
+    print(f"report written: {index}")
+
+
+def write_report(
+    studies: Sequence[optuna.Study],
+    out: Path,
+    formats: Sequence[str],
+    spec: Mapping[str, Any],
+    include_failed: bool,
+    ablation: bool,
+    command: str,
+) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    frame = studies_frame(studies)
+    metrics = dict(spec.get("metrics") or _default_metrics(studies[0], frame))
+    states = ("COMPLETE", "PRUNED", "FAIL") if include_failed else ("COMPLETE",)
+    table = build_table(
+        frame,
+        metrics,
+        columns=spec.get("columns"),
+        headers=spec.get("headers"),
+        ablation=ablation,
+        sort_rows=not ablation,
+        states=states,
+    )
+    for fmt in formats:
+        (out / f"table.{fmt}").write_text(FORMATS[fmt](table))
+    first_metric, direction = next(iter(metrics.items()))
+    varied = [c for c in table.hyperparameters if c != "study"]
+    figures = write_figures(
+        studies[0], frame[frame["study"] == studies[0].study_name], first_metric, varied, out
+    )
+    lines = [f"# Report: {', '.join(s.study_name for s in studies)}", "", f"Made with `{command}`.", ""]
+    for study in studies:
+        lines += _summary(study)
+    lines += ["## Table", "", render.to_markdown(table)]
+    lines += [" · ".join(f"[{fmt.upper()}](table.{fmt})" for fmt in formats if fmt != "md"), ""]
+    if varied:
+        lines += [f"## {table.headers[first_metric]} per value", ""]
+        for column, marginal in marginals(frame, first_metric, direction, varied).items():
+            lines += [f"| {table.headers[column]} | mean | best | n |", "| --- | --- | --- | --- |"]
+            for _, r in marginal.iterrows():
+                value = render.format_value(render.python_value(r[column]))
+                lines.append(f"| {value} | {r['mean']:.3f} | {r['best']:.3f} | {r['n']} |")
+            lines.append("")
+    if figures:
+        lines += (
+            ["## Figures", ""]
+            + [f"![{p.stem.replace('_', ' ')}]({p.name}) ([PDF]({p.stem}.pdf))" for p in figures]
+            + [""]
+        )
+    index = out / "index.md"
+    index.write_text("\n".join(lines))
+    return index
+
+
+def _summary(study: optuna.Study) -> list[str]:
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(t.state.name for t in trials)
+    seconds = sum(t.duration.total_seconds() for t in trials if t.duration)
+    lines = [
+        f"## Study `{study.study_name}`",
+        "",
+        f"- trials: {len(trials)} ({', '.join(f'{n} {k}' for k, n in sorted(states.items()))})",
+        f"- compute: {seconds / 60:.1f} min of trial time",
+    ]
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    if complete and len(study.directions) == 1:
+        best = study.best_trial
+        shown = {
+            k: v
+            for k, v in best.user_attrs.get("metrics", {}).items()
+            if k in ("val_acc", "test_acc", "test_acc_last", "params", "train_seconds")
+        }
+        lines += [
+            f"- best: trial {best.number}, "
+            + ", ".join(f"{k} {render.format_value(v)}" for k, v in shown.items()),
+            f"- its searched values: `{' '.join(f'{k}={v}' for k, v in best.params.items())}`",
+        ]
+        run_dir = best.user_attrs.get("output_dir")
+        if run_dir:
+            lines.append(
+                f"- reproduce it: `sweeplab train --config-path {run_dir}/.hydra --config-name config`"
+            )
+    return [*lines, ""]
+
+
+def _default_metrics(study: optuna.Study, frame) -> dict[str, str]:
+    """The study's objectives, then the test accuracy when the runs recorded it."""
+    stored = study.user_attrs.get("sweeplab", {}).get("objectives") or {"val_acc": "maximize"}
+    metrics = {m: d for m, d in stored.items() if m in frame.columns}
+    if "test_acc" in frame.columns:
+        metrics.setdefault("test_acc", "maximize")
+    return metrics or {"val_acc": "maximize"}
+
+
+def _load(name: str, storage: str | None) -> optuna.Study:
+    url = storage or default_storage(name)
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(url))
+    except KeyError as err:
+        raise SweeplabError(f"no study {name!r} in {url}; give its --storage, or --sweep NAME") from err
+
+
+def _sweep_file(name: str):
+    path = config_dir() / "sweep" / f"{name}.yaml"
+    if not path.is_file():
+        options = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise SweeplabError(f"--sweep: no sweep file {path}; choose one of: {', '.join(options)}")
+    return OmegaConf.load(path)

@@ -1,0 +1,180 @@
+"""The figures beside the tables, each written as PNG and PDF: learning curves, the metric against each
+varied hyperparameter, optimisation history, parallel coordinates, hyperparameter importance and
+per-class test accuracy of the best trial."""
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+import optuna
+import pandas as pd
+import seaborn as sns
+
+from sweeplab.report.render import format_value
+from sweeplab.report.tables import HEADERS
+
+log = logging.getLogger(__name__)
+
+
+def write_figures(
+    study: optuna.Study, frame: pd.DataFrame, metric: str, varied: Sequence[str], out: Path, curves: int = 4
+) -> list[Path]:
+    """Every figure that the study's data allow; returns the PNG paths (a PDF lies beside each)."""
+    sns.set_theme(style="whitegrid", context="paper")
+    done = frame[frame["state"] == "COMPLETE"].sort_values(metric, ascending=_ascending(study))
+    written = []
+    figures = {
+        "learning_curves": lambda: learning_curves(study, done.head(curves), varied),
+        "metric_vs_hyperparameters": lambda: metric_vs_hyperparameters(done, metric, varied),
+        "optimization_history": lambda: optimization_history(frame, metric, study),
+        "parallel_coordinates": lambda: parallel_coordinates(done, metric, varied),
+        "importance": lambda: importance(study, metric),
+        "per_class_accuracy": lambda: per_class_accuracy(done.head(1)),
+    }
+    for name, draw in figures.items():
+        figure = draw()
+        if figure is None:
+            continue
+        figure.tight_layout()
+        for suffix in (".png", ".pdf"):
+            figure.savefig(out / f"{name}{suffix}", dpi=150)
+        plt.close(figure)
+        written.append(out / f"{name}.png")
+    return written
+
+
+def label(column: str) -> str:
+    return HEADERS.get(column, column)
+
+
+def describe(row: pd.Series, varied: Sequence[str]) -> str:
+    """A configuration named by its varied values: `Layers (100, 50), Act. elu`."""
+    return ", ".join(f"{label(c)} {format_value(row[c])}" for c in varied) or f"trial {row['trial']}"
+
+
+def learning_curves(study: optuna.Study, best: pd.DataFrame, varied: Sequence[str]) -> plt.Figure | None:
+    """Train and validation loss and accuracy against step for the best trials."""
+    histories = []
+    for _, row in best.iterrows():
+        path = Path(str(study.trials[row["trial"]].user_attrs.get("output_dir", ""))) / "history.csv"
+        if path.is_file():
+            history = pd.read_csv(path)
+            histories.append(history.assign(run=f"{describe(row, varied)} (trial {row['trial']})"))
+    if not histories:
+        return None
+    data = pd.concat(histories)
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, quantity in zip(axes, ("loss", "acc"), strict=True):
+        for (run, group), color in zip(data.groupby("run", sort=False), sns.color_palette(), strict=False):
+            ax.plot(
+                group["step"], group[f"train_{quantity}"], color=color, linestyle="--", marker=".", alpha=0.7
+            )
+            ax.plot(group["step"], group[f"val_{quantity}"], color=color, marker=".", label=run)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss" if quantity == "loss" else "accuracy")
+        ax.set_title(f"{'Loss' if quantity == 'loss' else 'Accuracy'} (solid: validation, dashed: training)")
+    axes[1].legend(fontsize=7)
+    return figure
+
+
+def metric_vs_hyperparameters(done: pd.DataFrame, metric: str, varied: Sequence[str]) -> plt.Figure | None:
+    if not varied or done.empty:
+        return None
+    figure, axes = plt.subplots(1, len(varied), figsize=(3.2 * len(varied), 3.2), squeeze=False)
+    for ax, column in zip(axes[0], varied, strict=True):
+        values = (
+            done[column].map(format_value)
+            if not pd.api.types.is_numeric_dtype(done[column])
+            else done[column]
+        )
+        if pd.api.types.is_numeric_dtype(values) and values.nunique() > 6:
+            ax.scatter(values, done[metric], s=14)
+            if column.endswith(".lr") or ((values > 0).all() and values.max() / values.min() > 100):
+                ax.set_xscale("log")
+        else:
+            sns.stripplot(x=values.map(format_value), y=done[metric], ax=ax, size=4)
+        ax.set_xlabel(label(column))
+        ax.set_ylabel(label(metric))
+    figure.suptitle(f"{label(metric)} against each varied hyperparameter")
+    return figure
+
+
+def optimization_history(frame: pd.DataFrame, metric: str, study: optuna.Study) -> plt.Figure | None:
+    done = frame[frame["state"] == "COMPLETE"].sort_values("trial")
+    if done.empty:
+        return None
+    best_so_far = done[metric].cummin() if _ascending(study) else done[metric].cummax()
+    figure, ax = plt.subplots(figsize=(6, 3.4))
+    ax.scatter(done["trial"], done[metric], s=12, label="trial")
+    ax.step(done["trial"], best_so_far, where="post", color="C3", label="best so far")
+    ax.set_xlabel("trial number")
+    ax.set_ylabel(label(metric))
+    ax.set_title(f"Optimization history ({len(done)} completed trials)")
+    ax.legend()
+    return figure
+
+
+def parallel_coordinates(done: pd.DataFrame, metric: str, varied: Sequence[str]) -> plt.Figure | None:
+    if len(varied) < 2 or len(done) < 2:
+        return None
+    columns = [*varied, metric]
+    codes = pd.DataFrame({c: _rank01(done[c]) for c in columns})
+    figure, ax = plt.subplots(figsize=(1.8 * len(columns) + 2, 3.6))
+    colors = plt.get_cmap("viridis")(codes[metric].to_numpy())
+    for i in range(len(codes)):
+        ax.plot(range(len(columns)), codes.iloc[i].to_numpy(), color=colors[i], alpha=0.7)
+    ax.set_xticks(range(len(columns)), [label(c) for c in columns])
+    ax.set_yticks([])
+    ax.set_title(f"Parallel coordinates (colour: {label(metric)})")
+    return figure
+
+
+def importance(study: optuna.Study, metric: str) -> plt.Figure | None:
+    """Optuna's hyperparameter importance (fANOVA), on the trials' searched parameters."""
+    completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(completed) < 4 or len(study.directions) > 1:
+        return None
+    try:
+        scores = optuna.importance.get_param_importances(study)
+    except (RuntimeError, ValueError) as err:  # too few trials, or a single searched value
+        log.info("no importance figure: %s", err)
+        return None
+    if not scores:
+        return None
+    figure, ax = plt.subplots(figsize=(6, 0.5 * len(scores) + 1.2))
+    ax.barh([label(k) for k in scores][::-1], list(scores.values())[::-1])
+    ax.set_xlabel("importance (fANOVA, sums to 1)")
+    ax.set_title(f"Hyperparameter importance for {label(metric)}")
+    return figure
+
+
+def per_class_accuracy(best: pd.DataFrame) -> plt.Figure | None:
+    columns = [c for c in best.columns if c.startswith("test_acc[")]
+    if best.empty or not columns or best[columns].isna().all(axis=None):
+        return None
+    row = best.iloc[0]
+    figure, ax = plt.subplots(figsize=(max(5, 0.6 * len(columns)), 3.4))
+    ax.bar([c[len("test_acc[") : -1] for c in columns], [row[c] for c in columns])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("class")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"Per-class test accuracy of the best trial ({row['trial']})")
+    return figure
+
+
+def _ascending(study: optuna.Study) -> bool:
+    return study.directions[0] == optuna.study.StudyDirection.MINIMIZE
+
+
+def _rank01(values: pd.Series) -> pd.Series:
+    """Values mapped to [0, 1] for parallel coordinates: numbers by value, others by their order."""
+    if pd.api.types.is_numeric_dtype(values):
+        low, high = values.min(), values.max()
+        return (values - low) / (high - low) if high > low else values * 0 + 0.5
+    order = {v: i for i, v in enumerate(dict.fromkeys(values.map(format_value)))}
+    codes = values.map(format_value).map(order)
+    return codes / max(1, len(order) - 1)
