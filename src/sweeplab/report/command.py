@@ -3,6 +3,7 @@ that summarises it and shows the command that reproduces its best trial."""
 
 import argparse
 import logging
+import os
 import shlex
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -130,6 +131,7 @@ def _summary(study: optuna.Study) -> list[str]:
         f"- trials: {len(trials)} ({', '.join(f'{n} {k}' for k, n in sorted(states.items()))})",
         f"- compute: {seconds / 60:.1f} min of trial time",
     ]
+    lines += [f"- made with: `{command}`" for command in study.user_attrs.get("commands", [])]
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     if complete and len(study.directions) == 1:
         best = study.best_trial
@@ -145,6 +147,7 @@ def _summary(study: optuna.Study) -> list[str]:
         ]
         run_dir = best.user_attrs.get("output_dir")
         if run_dir:
+            run_dir = os.path.relpath(run_dir) if run_dir.startswith(os.getcwd()) else run_dir
             lines.append(
                 f"- reproduce it: `sweeplab train --config-path {run_dir}/.hydra --config-name config`"
             )

@@ -3,9 +3,9 @@
 
 import copy
 import logging
-import shlex
 import math
 import os
+import shlex
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
