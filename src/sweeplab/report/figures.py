@@ -127,6 +127,14 @@ def parallel_coordinates(done: pd.DataFrame, metric: str, varied: Sequence[str])
     colors = plt.get_cmap("viridis")(codes[metric].to_numpy())
     for i in range(len(codes)):
         ax.plot(range(len(columns)), codes.iloc[i].to_numpy(), color=colors[i], alpha=0.7)
+    for x, column in enumerate(columns):  # each axis labelled with its values (or its range)
+        shown = (
+            done[column]
+            if not pd.api.types.is_numeric_dtype(done[column])
+            else done[column].agg(["min", "max"])
+        )
+        for value, y in dict(zip(shown.map(format_value), _rank01(shown), strict=True)).items():
+            ax.annotate(value, (x, y), xytext=(4, 0), textcoords="offset points", fontsize=7, va="center")
     ax.set_xticks(range(len(columns)), [label(c) for c in columns])
     ax.set_yticks([])
     ax.set_title(f"Parallel coordinates (colour: {label(metric)})")

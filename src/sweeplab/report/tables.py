@@ -31,6 +31,7 @@ HEADERS = {
     "params": "Params",
     "train_seconds": "Train s",
     "study": "Study",
+    "trainer.seed": "Seed",
 }
 
 
