@@ -133,6 +133,16 @@ def _summary(study: optuna.Study) -> list[str]:
     ]
     lines += [f"- made with: `{command}`" for command in study.user_attrs.get("commands", [])]
     complete = [t for t in trials if t.state.name == "COMPLETE"]
+    if complete:
+        config = complete[0].user_attrs.get("config", {})
+        data, trainer = config.get("dataset", {}), config.get("trainer", {})
+        if data and trainer:
+            budget = (
+                f"{trainer['max_steps']} steps"
+                if trainer.get("max_steps")
+                else f"{trainer.get('epochs')} epochs"
+            )
+            lines.append(f"- data: {data.get('name')}; budget: {budget} of batch {trainer.get('batch_size')}")
     if complete and len(study.directions) == 1:
         best = study.best_trial
         shown = {
@@ -147,7 +157,9 @@ def _summary(study: optuna.Study) -> list[str]:
         ]
         run_dir = best.user_attrs.get("output_dir")
         if run_dir:
-            run_dir = os.path.relpath(run_dir) if run_dir.startswith(os.getcwd()) else run_dir
+            # Hydra reads a relative --config-path from its app's file: from the folder the study ran in,
+            # $PWD makes it absolute
+            run_dir = f"$PWD/{os.path.relpath(run_dir)}" if run_dir.startswith(os.getcwd()) else run_dir
             lines.append(
                 f"- reproduce it: `sweeplab train --config-path {run_dir}/.hydra --config-name config`"
             )
