@@ -44,9 +44,27 @@ def test_a_tiny_sweep_becomes_a_report(tmp_path, sweeplab):
     assert all(f"({name}.png)" in index for name in FIGURES)
 
 
+def test_report_reads_the_study_and_spec_of_a_sweep_file(tmp_path, sweeplab):
+    sweep = sweeplab(
+        "train", "sweep=mnist1d_mlp_ablation", "hydra.sweeper.n_trials=2", "trainer.max_steps=20"
+    )
+    assert sweep.returncode == 0, sweep.stdout
+    done = sweeplab("report", "sweep=mnist1d_mlp_ablation", "--format", "csv")
+    assert done.returncode == 0, done.stdout
+    out = tmp_path / "reports" / "mnist1d_mlp_ablation"
+    header = (out / "table.csv").read_text().splitlines()[0]
+    assert header.startswith("model.hidden,model.activation,model.norm,val_acc,val_acc_std,test_acc")
+    assert "| Hidden layers | Act. | Norm. |" in (out / "index.md").read_text()  # the file's own headers
+
+
 def test_report_names_a_missing_study(tmp_path, sweeplab):
     done = sweeplab("report", "nothing")
-    assert done.returncode == 2 and "no study 'nothing' in sqlite:///" in done.stdout
+    assert (
+        done.returncode == 2
+        and "no study 'nothing': sqlite:///" in done.stdout
+        and "does not exist" in done.stdout
+    )
+    assert not (tmp_path / "studies" / "nothing.db").exists()  # nothing was created
 
 
 def test_report_refuses_an_unknown_format(tmp_path, sweeplab):

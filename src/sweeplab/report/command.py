@@ -27,7 +27,7 @@ FORMATS = {"md": render.to_markdown, "tex": render.to_latex, "csv": render.to_cs
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sweeplab report", description=__doc__)
-    p.add_argument("studies", nargs="*", help="study names (default: the sweep file's study)")
+    p.add_argument("studies", nargs="*", help="study names, or sweep=NAME (default: the sweep file's study)")
     p.add_argument(
         "--sweep", help="a sweep file's name (sweeps/NAME.yaml): its study, storage and report spec"
     )
@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> None:
     args = parser().parse_args(argv)
+    for name in [n for n in args.studies if n.startswith("sweep=")]:  # `sweep=NAME`, as for `train`
+        args.studies.remove(name)
+        args.sweep = name.removeprefix("sweep=")
     spec: dict[str, Any] = {}
     names, storage = list(args.studies), args.storage
     if args.sweep:
@@ -177,6 +180,9 @@ def _default_metrics(study: optuna.Study, frame) -> dict[str, str]:
 
 def _load(name: str, storage: str | None) -> optuna.Study:
     url = storage or default_storage(name)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        # opening would create an empty database: a report never writes to the storage
+        raise SweeplabError(f"no study {name!r}: {url} does not exist; give its --storage, or --sweep NAME")
     try:
         return optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError as err:
