@@ -39,6 +39,3 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._builders))
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._builders

@@ -28,7 +28,6 @@ DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 def default_storage(study_name: str) -> str:
     """`studies/<study_name>.db` under the folder the command runs in (or $SWEEPLAB_STUDIES_DIR)."""
     folder = Path(os.environ.get("SWEEPLAB_STUDIES_DIR", "studies"))
-    folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / study_name}.db"
 
 
@@ -41,6 +40,8 @@ def open_storage(url: str) -> BaseStorage:
         return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")  # the driver of sweeplab[postgres]
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     # SQLite serialises writers: wait for the lock instead of failing when workers write at once.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
