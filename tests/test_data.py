@@ -13,7 +13,6 @@ from sweeplab.config import ConfigError, SweeplabError
 from sweeplab.data import build_inputs, load_data
 from sweeplab.data.augment import CropFlip
 from sweeplab.data.formats import (
-    accepting_cifar10_checksums,
     class_images,
     write_cifar10,
     write_idx,
@@ -66,10 +65,12 @@ def test_fashion_mnist_reads_its_own_folder(make_cfg, tmp_path):
 
 
 def test_cifar10_through_torchvision_parses_generated_batches(make_cfg, tmp_path):
-    md5 = write_cifar10(tmp_path, n_train=100, n_test=40)
-    cfg = make_cfg("dataset=cifar10", f"dataset.root={tmp_path}", "dataset.download=false")
-    with accepting_cifar10_checksums(md5):  # torchvision otherwise accepts only the genuine files
-        data = load_data(cfg.dataset)
+    write_cifar10(tmp_path, n_train=100, n_test=40)
+    # torchvision accepts only the genuine files unless told otherwise
+    cfg = make_cfg(
+        "dataset=cifar10", f"dataset.root={tmp_path}", "dataset.download=false", "dataset.verify_md5=false"
+    )
+    data = load_data(cfg.dataset)
     x, y = class_images(140, (3, 32, 32), 10, seed=0)
     assert data.x_test.shape == (40, 3, 32, 32) and data.x_test.dtype == torch.uint8
     assert torch.equal(data.x_test, torch.from_numpy(x[100:]))  # channel planes land in C of (N, C, H, W)
@@ -80,7 +81,8 @@ def test_cifar10_through_torchvision_parses_generated_batches(make_cfg, tmp_path
 def test_cifar10_with_wrong_checksums_is_reported_as_corrupted(make_cfg, tmp_path):
     write_cifar10(tmp_path, n_train=20, n_test=10)
     with pytest.raises(
-        SweeplabError, match=r"CIFAR10 data not found in .*cifar-10-batches-py: .* fail their checksums"
+        SweeplabError,
+        match=r"CIFAR10 data not found in .*cifar-10-batches-py: .* fail their checksums .*verify_md5=false",
     ):
         load_data(make_cfg("dataset=cifar10", f"dataset.root={tmp_path}", "dataset.download=false").dataset)
 

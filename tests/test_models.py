@@ -51,6 +51,27 @@ def test_cnn_without_conv_activation_has_activations_only_in_the_head(make_cfg):
     assert sum(isinstance(m, torch.nn.ReLU) for m in net.modules()) == 1
 
 
+def test_cnn_layouts_of_the_reference_reports(make_cfg):
+    # PyTorch's CIFAR-10 tutorial net (report 004): 5x5 valid convs 6 and 16, dense 120 and 84
+    lenet = make_cfg(
+        "model=cnn", "model.channels=[6,16]", "model.kernel_size=5", "model.padding=valid", "model.hidden=[120,84]"
+    )
+    assert count_parameters(create_model(lenet.model, (3, 32, 32), 10)) == 62_006
+    # report 002 Q6: eight 3x3 convs, pooled after the 1st, 2nd, 4th, 6th and 8th (32 -> 1 pixel)
+    q6 = make_cfg(
+        "model=cnn",
+        "model.channels=[8,16,32,32,64,64,64,64]",
+        "model.pool_after=[1,2,4,6,8]",
+        "model.hidden=[64]",
+    )
+    model = create_model(q6.model, (3, 32, 32), 10)
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in model.modules()) == 5
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears[0].in_features == 64  # 64 channels of 1x1 after five poolings
+    with pytest.raises(ConfigError, match=r"model\.pool_after: names conv layers 1\.\.2"):
+        create_model(make_cfg("model=cnn", "model.pool_after=[3]").model, (3, 32, 32), 10)
+
+
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_every_activation_exists(name):
     assert isinstance(create_act(name), torch.nn.Module)
@@ -86,7 +107,7 @@ def test_layer_norm_on_feature_maps_normalises_each_sample():
         (
             ["model=cnn", "model.channels=[8,8,8,8,8,8]"],
             SIGNAL,
-            r"model\.channels: block 6 of 6 pools inputs of shape \(1, 40\) down to nothing",
+            r"model\.channels: conv layer 6 of 6 shrinks inputs of shape \(1, 40\) to nothing",
         ),
         (["model=cnn", "model.kernel_size=4"], SIGNAL, r"model\.kernel_size: must be odd and positive"),
         (["model=torchvision"], SIGNAL, r"model: torchvision models take 1- or 3-channel images"),

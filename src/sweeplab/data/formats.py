@@ -49,8 +49,8 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> dict[str, str]:
     """CIFAR-10's python-version batches (5 train, 1 test, meta); returns each file's md5.
 
-    torchvision checks every file against the genuine md5s: load the stand-ins inside
-    `accepting_cifar10_checksums(md5)`.
+    torchvision checks every file against the genuine md5s: load the stand-ins with
+    `dataset.verify_md5=false`, or through torchvision's own class inside `accepting_cifar10_checksums(md5)`.
     """
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)

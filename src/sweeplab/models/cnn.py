@@ -44,10 +44,14 @@ def cnn(
     norm: str,
     dropout: float,
     conv_activation: bool = True,
+    pool_after: list[int] | None = None,
+    padding: Literal["same", "valid"] = "same",
 ) -> nn.Module:
     """conv -> norm -> activation -> pool (halves each side) per entry of `channels`, then a dense head.
 
     `conv_activation: false` leaves the activation out after the convolutions (a "plain" conv net).
+    `pool_after` lists the (1-based) conv layers followed by pooling; null pools after every one.
+    `padding: valid` lets each convolution shrink its input by kernel_size - 1 (LeNet-style nets).
     """
     dims = spatial_dims(input_shape, "cnn")
     require(
@@ -61,24 +65,32 @@ def cnn(
         f"must be odd and positive, got {kernel_size}",
     )
     require(all(w > 0 for w in hidden), "model.hidden", f"layer widths must be positive, got {hidden}")
+    pooled = set(range(1, len(channels) + 1)) if pool_after is None else set(pool_after)
+    require(
+        pooled <= set(range(1, len(channels) + 1)),
+        "model.pool_after",
+        f"names conv layers 1..{len(channels)} (1-based), got {pool_after}",
+    )
+    require(padding in ("same", "valid"), "model.padding", f"is same or valid, got {padding!r}")
     size = list(input_shape[1:])
     layers: list[nn.Module] = []
     in_ch = input_shape[0]
-    for i, out_ch in enumerate(channels):
+    for i, out_ch in enumerate(channels, start=1):
+        pools = pool != "none" and i in pooled
         layers += [
-            create_conv(dims, in_ch, out_ch, kernel_size, padding=kernel_size // 2),
+            create_conv(dims, in_ch, out_ch, kernel_size, padding=kernel_size // 2 if padding == "same" else 0),
             create_norm(norm, out_ch, dims),
             create_act(activation) if conv_activation else nn.Identity(),
-            _pool(pool, dims),
+            _pool(pool, dims) if pools else nn.Identity(),
         ]
-        if pool != "none":
-            size = [s // 2 for s in size]
-            require(
-                min(size) > 0,
-                "model.channels",
-                f"block {i + 1} of {len(channels)} pools inputs of shape {input_shape} down to nothing; "
-                "use fewer conv blocks or model.pool=none",
-            )
+        size = [s - (kernel_size - 1) if padding == "valid" else s for s in size]
+        size = [s // 2 for s in size] if pools else size
+        require(
+            min(size) > 0,
+            "model.channels",
+            f"conv layer {i} of {len(channels)} shrinks inputs of shape {input_shape} to nothing; "
+            "use fewer conv layers, less pooling (model.pool_after) or model.padding=same",
+        )
         in_ch = out_ch
     flat = in_ch * math.prod(size)
     head = dense_stack(flat, hidden, activation, "none", dropout)

@@ -24,6 +24,7 @@ class TrainerOptions:
     deterministic: bool = False
     num_threads: int | None = None
     progress: bool = True
+    limit_steps: int | None = None  # caps the steps whatever max_steps or epochs say (smoke runs)
 
     def __post_init__(self) -> None:
         require(
@@ -32,7 +33,15 @@ class TrainerOptions:
             f"set exactly one of max_steps and epochs (the other to null); got max_steps={self.max_steps}, "
             f"epochs={self.epochs}",
         )
-        for field in ("max_steps", "epochs", "batch_size", "eval_every", "eval_batch_size", "num_threads"):
+        for field in (
+            "max_steps",
+            "epochs",
+            "batch_size",
+            "eval_every",
+            "eval_batch_size",
+            "num_threads",
+            "limit_steps",
+        ):
             value = getattr(self, field)
             require(value is None or value > 0, f"trainer.{field}", f"must be positive, got {value}")
 
@@ -44,7 +53,8 @@ class TrainerOptions:
             f"is {self.batch_size}, larger than the {n_train} training samples; use at most {n_train}",
         )
         steps_per_epoch = n_train // self.batch_size  # the last partial batch of an epoch is dropped
-        return (self.max_steps or self.epochs * steps_per_epoch), steps_per_epoch  # type: ignore[operator]
+        total = self.max_steps or self.epochs * steps_per_epoch  # type: ignore[operator]
+        return min(total, self.limit_steps or total), steps_per_epoch
 
     def resolve_device(self) -> torch.device:
         if self.device == "auto":
