@@ -85,7 +85,7 @@ def test_best_is_found_in_both_directions_with_ties(study):
 
 def test_ablation_marks_cells_that_differ_from_the_baseline_and_the_delta(study):
     table = build_table(trials_frame(study), {"test_acc": "maximize"}, ablation=True)
-    assert table.baseline == 0
+    assert table.reference == [None, 0, 0]
     assert table.changed == {(1, "model.activation"), (2, "model.activation"), (2, "model.hidden")}
     assert table.delta.tolist() == pytest.approx([0.0, 0.05, -0.10])
 

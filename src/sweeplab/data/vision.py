@@ -4,8 +4,8 @@ import contextlib
 import gzip
 import os
 import sys
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 from unittest import mock
 

@@ -75,10 +75,11 @@ def cnn(
     size = list(input_shape[1:])
     layers: list[nn.Module] = []
     in_ch = input_shape[0]
+    pad = kernel_size // 2 if padding == "same" else 0
     for i, out_ch in enumerate(channels, start=1):
         pools = pool != "none" and i in pooled
         layers += [
-            create_conv(dims, in_ch, out_ch, kernel_size, padding=kernel_size // 2 if padding == "same" else 0),
+            create_conv(dims, in_ch, out_ch, kernel_size, padding=pad),
             create_norm(norm, out_ch, dims),
             create_act(activation) if conv_activation else nn.Identity(),
             _pool(pool, dims) if pools else nn.Identity(),

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from sweeplab.config import SweeplabError
@@ -18,7 +20,7 @@ from sweeplab.paths import config_dir
 from sweeplab.report import render
 from sweeplab.report.figures import write_figures
 from sweeplab.report.frame import studies_frame
-from sweeplab.report.tables import build_table, marginals
+from sweeplab.report.tables import Table, build_table, marginals
 from sweeplab.sweep.study import default_storage, open_storage
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,11 @@ FORMATS = {"md": render.to_markdown, "tex": render.to_latex, "csv": render.to_cs
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sweeplab report", description=__doc__)
-    p.add_argument("studies", nargs="*", help="study names, or sweep=NAME (default: the sweep file's study)")
+    p.add_argument(
+        "studies",
+        nargs="*",
+        help="study names; or sweep=NAME and other overrides (size=smoke), as `sweeplab train` takes them",
+    )
     p.add_argument(
         "--sweep", help="a sweep file's name (sweeps/NAME.yaml): its study, storage and report spec"
     )
@@ -41,16 +47,17 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> None:
     args = parser().parse_args(argv)
-    for name in [n for n in args.studies if n.startswith("sweep=")]:  # `sweep=NAME`, as for `train`
-        args.studies.remove(name)
-        args.sweep = name.removeprefix("sweep=")
-    spec: dict[str, Any] = {}
-    names, storage = list(args.studies), args.storage
+    overrides = [a for a in args.studies if "=" in a]  # `sweep=NAME size=smoke`, as for `train`
+    names = [a for a in args.studies if "=" not in a]
     if args.sweep:
-        sweeper = _sweep_file(args.sweep).hydra.sweeper
+        overrides.append(f"sweep={args.sweep}")
+    spec: dict[str, Any] = {}
+    storage = args.storage
+    if overrides:
+        sweeper = _sweeper_settings(overrides)
         names = names or [sweeper.study_name]
         storage = storage or sweeper.get("storage")
-        spec = OmegaConf.to_container(sweeper.get("report") or {})  # type: ignore[assignment]
+        spec = OmegaConf.to_container(sweeper.report, resolve=True)  # type: ignore[assignment]
     if not names:
         raise SweeplabError("sweeplab report: name a study, or a sweep file with --sweep NAME")
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
@@ -58,14 +65,14 @@ def main(argv: Sequence[str]) -> None:
     if unknown:
         raise SweeplabError(f"--format: unknown {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
     studies = [_load(name, storage) for name in names]
-    out = args.out or Path("reports") / "_vs_".join(names)
+    out = args.out or Path(spec.pop("out", None) or Path("reports") / "_vs_".join(names))
     index = write_report(
         studies,
         out,
         formats,
         spec,
         args.include_failed,
-        args.ablation or spec.get("ablation", False),
+        args.ablation,
         command=shlex.join(["sweeplab", "report", *argv]),
     )
     print(f"report written: {index}")
@@ -80,39 +87,57 @@ def write_report(
     ablation: bool,
     command: str,
 ) -> Path:
+    """The report's files. `spec` (a sweep file's `hydra.sweeper.report`) may hold one table's options
+    (metrics, columns, headers, values, where, choose, transpose, ablation, original) or a list of
+    `tables`, each with those options and a `title`, plus `notes` (Markdown put before the tables)."""
     out.mkdir(parents=True, exist_ok=True)
     frame = studies_frame(studies)
-    metrics = dict(spec.get("metrics") or _default_metrics(studies[0], frame))
+    defaults = {k: v for k, v in spec.items() if k not in ("tables", "notes")}
+    specs = [{**defaults, **t} for t in spec.get("tables") or []] or [defaults]
     states = ("COMPLETE", "PRUNED", "FAIL") if include_failed else ("COMPLETE",)
-    table = build_table(
-        frame,
-        metrics,
-        columns=spec.get("columns"),
-        headers=spec.get("headers"),
-        ablation=ablation,
-        sort_rows=not ablation,
-        states=states,
-    )
-    for fmt in formats:
-        (out / f"table.{fmt}").write_text(FORMATS[fmt](table))
-    first_metric, direction = next(iter(metrics.items()))
-    varied = [c for c in table.hyperparameters if c != "study"]
-    figures = write_figures(
-        studies[0], frame[frame["study"] == studies[0].study_name], first_metric, varied, out
-    )
+    in_order = bool(frame["setup"].notna().any())  # setups keep their own order, as the reports list them
     lines = [f"# Report: {', '.join(s.study_name for s in studies)}", "", f"Made with `{command}`.", ""]
+    if spec.get("notes"):
+        lines += [spec["notes"].strip(), ""]
     for study in studies:
         lines += _summary(study)
-    lines += ["## Table", "", render.to_markdown(table)]
-    lines += [" · ".join(f"[{fmt.upper()}](table.{fmt})" for fmt in formats if fmt != "md"), ""]
-    if varied:
-        lines += [f"## {table.headers[first_metric]} per value", ""]
+    tables = []
+    for i, table_spec in enumerate(specs, start=1):
+        marked = ablation or table_spec.get("ablation", False)
+        table = build_table(
+            frame,
+            dict(table_spec.get("metrics") or _default_metrics(studies[0], frame)),
+            columns=table_spec.get("columns"),
+            headers=table_spec.get("headers"),
+            ablation=marked,
+            sort_rows=not (marked or in_order),
+            states=states,
+            where=table_spec.get("where"),
+            choose=table_spec.get("choose"),
+            values=table_spec.get("values"),
+            transpose=table_spec.get("transpose", False),
+        )
+        _add_original(table, table_spec.get("original"))
+        stem = "table" if len(specs) == 1 else f"table_{i}"
+        for fmt in formats:
+            (out / f"{stem}.{fmt}").write_text(FORMATS[fmt](table))
+        title = table_spec.get("title")
+        lines += [f"## Table {i}: {title}" if title else "## Table", "", render.to_markdown(table)]
+        lines += [" · ".join(f"[{fmt.upper()}]({stem}.{fmt})" for fmt in formats if fmt != "md"), ""]
+        tables.append(table)
+    first_metric, direction = next(iter(tables[0].metrics.items()))
+    varied = [c for c in tables[0].hyperparameters if c in frame.attrs["hyperparameters"]]
+    if varied and len(tables) == 1 and not in_order:
+        lines += [f"## {tables[0].headers[first_metric]} per value", ""]
         for column, marginal in marginals(frame, first_metric, direction, varied).items():
-            lines += [f"| {table.headers[column]} | mean | best | n |", "| --- | --- | --- | --- |"]
+            lines += [f"| {tables[0].headers[column]} | mean | best | n |", "| --- | --- | --- | --- |"]
             for _, r in marginal.iterrows():
                 value = render.format_value(render.python_value(r[column]))
                 lines.append(f"| {value} | {r['mean']:.3f} | {r['best']:.3f} | {r['n']} |")
             lines.append("")
+    figures = write_figures(
+        studies[0], frame[frame["study"] == studies[0].study_name], first_metric, varied, out
+    )
     if figures:
         lines += (
             ["## Figures", ""]
@@ -122,6 +147,22 @@ def write_report(
     index = out / "index.md"
     index.write_text("\n".join(lines))
     return index
+
+
+def _add_original(table: Table, original: Mapping[str, Any] | None) -> None:
+    """The original report's numbers beside ours, row for row: `original: {header: ..., values: [...]}`."""
+    if not original:
+        return
+    values = list(original["values"])
+    if len(values) != len(table.rows):
+        log.warning("original: %d values for %d rows; not shown", len(values), len(table.rows))
+        return
+    column = original.get("header", "Original")
+    table.rows[column] = [float("nan") if v is None else float(v) for v in values]
+    table.std[column] = float("nan")
+    table.metrics[column] = "maximize"
+    table.headers[column] = column
+    table.best[column] = []  # bold marks our best, not the original's
 
 
 def _summary(study: optuna.Study) -> list[str]:
@@ -189,9 +230,18 @@ def _load(name: str, storage: str | None) -> optuna.Study:
         raise SweeplabError(f"no study {name!r} in {url}; give its --storage, or --sweep NAME") from err
 
 
-def _sweep_file(name: str):
-    path = config_dir() / "sweep" / f"{name}.yaml"
+def _sweeper_settings(overrides: list[str]):
+    """The `hydra.sweeper` node that `sweeplab train` composes from these overrides."""
+    sweeps = [o.split("=", 1)[1] for o in overrides if o.startswith("sweep=")]
+    if not sweeps:
+        raise SweeplabError(f"sweeplab report: overrides {' '.join(overrides)} need sweep=NAME among them")
+    path = config_dir() / "sweep" / f"{sweeps[-1]}.yaml"
     if not path.is_file():
         options = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise SweeplabError(f"--sweep: no sweep file {path}; choose one of: {', '.join(options)}")
-    return OmegaConf.load(path)
+        raise SweeplabError(f"no sweep file {path}; choose one of: {', '.join(options)}")
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        try:
+            config = compose("config", overrides=overrides, return_hydra_config=True)
+        except HydraException as err:
+            raise SweeplabError(f"sweeplab report: {err}") from err
+    return config.hydra.sweeper

@@ -7,7 +7,17 @@ from typing import Any
 import optuna
 import pandas as pd
 
-META = ["study", "trial", "state", "duration_s", "error"]
+META = [
+    "study",
+    "trial",
+    "state",
+    "duration_s",
+    "error",
+    "setup",
+    "setup_position",
+    "setup_changed",
+    "setup_keep",
+]
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -22,6 +32,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         hyperparameters.update(dict.fromkeys(config))
         metrics.update(dict.fromkeys(values))
         duration = trial.duration.total_seconds() if trial.duration else None
+        setup = trial.user_attrs.get("setup") or {}
         rows.append(
             {
                 "study": study.study_name,
@@ -29,6 +40,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
                 "state": trial.state.name,
                 "duration_s": duration,
                 "error": trial.user_attrs.get("error"),
+                "setup": setup.get("name"),
+                "setup_position": setup.get("position"),
+                "setup_changed": tuple(setup.get("changed", ())),
+                "setup_keep": setup.get("keep"),
                 **config,
                 **values,
             }

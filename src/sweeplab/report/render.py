@@ -1,5 +1,6 @@
 """Tables rendered as people put them in reports: Markdown (GitHub), LaTeX (booktabs), CSV (raw
-numbers) and self-contained HTML. Best values are bold; cells changed from the baseline are marked."""
+numbers) and self-contained HTML. Best values are bold; in ablations, changed cells are marked: shaded
+grey when the change was tried, green when the rows after it kept it (as the reports colour them)."""
 
 import html
 import math
@@ -9,7 +10,8 @@ import pandas as pd
 
 from sweeplab.report.tables import Table
 
-CHANGED = "†"  # Markdown's marker for a cell that differs from the baseline
+CHANGED = "†"  # Markdown's marker for a cell that differs from the row it is compared with
+KEPT = "‡"  # ... for such a cell whose change the rows after it kept
 
 
 def format_value(value: object) -> str:
@@ -43,7 +45,7 @@ def cells(table: Table) -> list[list[str]]:
     whole = {m: _counts(table.rows[m]) for m in table.metrics}
     rows = []
     for i in range(len(table.rows)):
-        row = [format_value(python_value(table.rows.iloc[i][c])) for c in table.hyperparameters]
+        row = [_shown(table, c, table.rows.iloc[i][c]) for c in table.hyperparameters]
         row += [
             format_metric(table.rows.iloc[i][m], table.std.iloc[i][m], table.n[i], whole[m])
             for m in table.metrics
@@ -51,9 +53,21 @@ def cells(table: Table) -> list[list[str]]:
         if max(table.n) > 1:
             row.append(str(table.n[i]))
         if table.delta is not None:
-            row.append("–" if i == table.baseline else f"{table.delta.iloc[i]:+.3f}")
+            row.append("–" if table.reference[i] is None else f"{table.delta.iloc[i]:+.3f}")
         rows.append(row)
     return rows
+
+
+def _shown(table: Table, column: str, value: object) -> str:
+    """A hyperparameter cell: its value as people write it, or the text the report spec gives for it;
+    a composite column `a+b` joins its parts (leaving out those shown as empty text)."""
+    if "+" in column:
+        parts = [_shown(table, key, v) for key, v in zip(column.split("+"), value, strict=True)]  # type: ignore[call-overload]
+        return ", ".join(p for p in parts if p)
+    value = python_value(value)
+    text = format_value(value)
+    labels = table.labels.get(column, {})
+    return labels.get(text, labels.get(str(value), text))
 
 
 def header(table: Table) -> list[str]:
@@ -67,30 +81,51 @@ def header(table: Table) -> list[str]:
 
 
 def to_markdown(table: Table) -> str:
-    body = _styled(table, bold=lambda s: f"**{s}**", changed=lambda s: f"{s} {CHANGED}")
-    lines = ["| " + " | ".join(header(table)) + " |", "|" + " --- |" * len(header(table))]
+    head, body = _grid(
+        table,
+        header(table),
+        _styled(
+            table,
+            bold=lambda s: f"**{s}**",
+            changed=lambda s: f"{s} {CHANGED}",
+            kept=lambda s: f"{s} {KEPT}",
+        ),
+    )
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in body]
-    if table.changed:
+    if table.kept:
+        lines += [
+            "",
+            f"{KEPT} a change kept in the rows after it; {CHANGED} a change tried and not kept (each row "
+            "is compared with the last kept one before it). Best value per metric in bold.",
+        ]
+    elif table.changed:
         lines += ["", f"{CHANGED} changed from the baseline (first row). Best value per metric in bold."]
     return "\n".join(lines) + "\n"
 
 
 def to_latex(table: Table, caption: str | None = None) -> str:
     """A booktabs table; changed cells are shaded (needs `\\usepackage[table]{xcolor}` and booktabs)."""
-    body = _styled(
+    head, body = _grid(
         table,
-        escape=_latex_escape,
-        bold=lambda s: f"\\textbf{{{s}}}",
-        changed=lambda s: f"\\cellcolor{{black!10}}{s}",
+        [_latex_escape(h) for h in header(table)],
+        _styled(
+            table,
+            escape=_latex_escape,
+            bold=lambda s: f"\\textbf{{{s}}}",
+            changed=lambda s: f"\\cellcolor{{black!10}}{s}",
+            kept=lambda s: f"\\cellcolor{{green!15}}{s}",
+        ),
     )
-    align = "l" * len(table.hyperparameters) + "r" * (len(header(table)) - len(table.hyperparameters))
+    labels = 1 if table.transpose else len(table.hyperparameters)
+    align = "l" * labels + "r" * (len(head) - labels)
     lines = ["\\begin{table}[t]", "\\centering"]
     if caption:
         lines.append(f"\\caption{{{_latex_escape(caption)}}}")
     lines += [
         f"\\begin{{tabular}}{{{align}}}",
         "\\toprule",
-        " & ".join(_latex_escape(h) for h in header(table)) + " \\\\",
+        " & ".join(head) + " \\\\",
         "\\midrule",
     ]
     lines += [" & ".join(row) + " \\\\" for row in body]
@@ -110,14 +145,21 @@ def to_csv(table: Table) -> str:
 
 def to_html(table: Table, title: str = "") -> str:
     """A self-contained page: bold best values, changed cells on a tinted background."""
-    body = _styled(
-        table, escape=html.escape, bold=lambda s: f"<b>{s}</b>", changed=lambda s: s, changed_class="changed"
+    names, body = _grid(
+        table,
+        [html.escape(h) for h in header(table)],
+        _styled(
+            table, escape=html.escape, bold=lambda s: f"<b>{s}</b>", changed=_td("changed"), kept=_td("kept")
+        ),
     )
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header(table))
-    rows = "\n".join(f"<tr>{''.join(row)}</tr>" for row in body)
+    head = "".join(f"<th>{h}</th>" for h in names)
+    rows = "\n".join(
+        f"<tr>{''.join(c if c.startswith('<td') else f'<td>{c}</td>' for c in row)}</tr>" for row in body
+    )
     style = (
         "body{font-family:sans-serif}table{border-collapse:collapse}th,td{padding:4px 10px;"
-        "border-bottom:1px solid #ccc;text-align:right}td.changed{background:#fff3c4}"
+        "border-bottom:1px solid #ccc;text-align:right}"
+        "td.changed{background:#e6e6e6}td.kept{background:#d4f0d4}"
     )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -126,12 +168,16 @@ def to_html(table: Table, title: str = "") -> str:
     )
 
 
+def _td(kind: str) -> Callable[[str], str]:
+    return lambda s: f"<td class='{kind}'>{s}</td>"
+
+
 def _styled(
     table: Table,
     bold: Callable[[str], str],
     changed: Callable[[str], str],
+    kept: Callable[[str], str],
     escape: Callable[[str], str] = lambda s: s,
-    changed_class: str | None = None,
 ) -> list[list[str]]:
     columns = [*table.hyperparameters, *table.metrics]
     styled = []
@@ -142,14 +188,21 @@ def _styled(
             text = escape(text)
             if column in table.best and i in table.best[column]:
                 text = bold(text)
-            is_changed = (i, column) in table.changed
-            if is_changed:
+            if (i, column) in table.kept:
+                text = kept(text)
+            elif (i, column) in table.changed:
                 text = changed(text)
-            if changed_class is not None:  # HTML: each cell is a <td>, classed when changed
-                text = f"<td class='{changed_class}'>{text}</td>" if is_changed else f"<td>{text}</td>"
             out.append(text)
         styled.append(out)
     return styled
+
+
+def _grid(table: Table, head: list[str], body: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows as rendered: transposed tables show each configuration as a column."""
+    if not table.transpose:
+        return head, body
+    columns = [list(c) for c in zip(*[head, *body], strict=True)]
+    return columns[0], columns[1:]
 
 
 def _counts(values: pd.Series) -> bool:

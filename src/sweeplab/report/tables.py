@@ -3,8 +3,11 @@ which cells differ from the baseline, which value is best per metric. Rendering 
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
+
+from sweeplab.config import SweeplabError
 
 # Headers as people write them in reports; any other column keeps its key.
 HEADERS = {
@@ -44,17 +47,24 @@ class Table:
     n: list[int]  # replicates per row
     trials: list[tuple[int, ...]]  # the trial numbers behind each row
     headers: dict[str, str]
-    baseline: int | None = None  # the row the others are compared with (ablation mode)
-    changed: set[tuple[int, str]] = field(default_factory=set)  # (row, column) cells unlike the baseline
+    # ablation mode: the row each row is compared with (None for the baseline), the cells that differ
+    # from it, and of those the ones whose change the rows after kept
+    reference: list[int | None] | None = None
+    changed: set[tuple[int, str]] = field(default_factory=set)
+    kept: set[tuple[int, str]] = field(default_factory=set)
     best: dict[str, list[int]] = field(default_factory=dict)  # metric -> rows holding its best mean
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> {value: shown text}
+    transpose: bool = False  # render hyperparameters and metrics as rows, configurations as columns
 
     @property
     def delta(self) -> pd.Series | None:
-        """The first metric of each row minus the baseline's."""
-        if self.baseline is None:
+        """The first metric of each row minus its reference row's."""
+        if self.reference is None:
             return None
-        first = next(iter(self.metrics))
-        return self.rows[first] - self.rows[first].iloc[self.baseline]
+        first = self.rows[next(iter(self.metrics))]
+        return pd.Series(
+            [first.iloc[i] - first.iloc[r] if r is not None else 0.0 for i, r in enumerate(self.reference)]
+        )
 
 
 def build_table(
@@ -67,13 +77,24 @@ def build_table(
     replicate_key: str = "trainer.seed",
     states: Sequence[str] = ("COMPLETE",),
     sort_rows: bool = False,
+    where: Mapping[str, Any] | None = None,
+    choose: str | None = None,
+    values: Mapping[str, Mapping[Any, str]] | None = None,
+    transpose: bool = False,
 ) -> Table:
-    """One row per configuration, in sweep order (by first trial) or, with `sort_rows`, by their values;
-    trials that differ only in `replicate_key` are one row (mean, std, n). Without `columns`, the
-    hyperparameters that vary."""
+    """One row per configuration, in sweep order (setup order, else by first trial) or, with `sort_rows`,
+    by their values; trials that differ only in `replicate_key` are one row (mean, std, n). Without
+    `columns`, the hyperparameters that vary; a column `a+b` shows two keys in one cell.
+
+    `where` keeps the trials whose columns have the given value (or one of a list); `choose` keeps, of
+    each setup's configurations, the one with the best mean of that metric (a choice on validation);
+    `values` maps a column's values to the text shown for them."""
+    metrics = _expand_metrics(metrics, frame)
+    kept = _where(frame[frame["state"].isin(states)], where or {})
     studies = {name: i for i, name in enumerate(dict.fromkeys(frame["study"]))}  # in the order given
-    kept = frame[frame["state"].isin(states)]
-    kept = kept.assign(_order=kept["study"].map(studies) * 1_000_000_000 + kept["trial"]).sort_values(
+    has_setups = "setup" in kept and kept["setup"].notna().any()
+    position = kept["setup_position"].fillna(0) if has_setups else 0
+    kept = kept.assign(_order=kept["study"].map(studies) * 1e12 + position * 1e6 + kept["trial"]).sort_values(
         "_order"
     )
     shown = (
@@ -81,17 +102,21 @@ def build_table(
         if columns is not None
         else _varying(kept, frame.attrs["hyperparameters"], replicate_key)
     )
+    for column in shown:
+        if "+" in column and column not in kept:  # a composite column: its keys' values side by side
+            kept[column] = list(zip(*(kept[part] for part in column.split("+")), strict=True))
     if kept["study"].nunique() > 1 and "study" not in shown:
         shown.insert(0, "study")
-    keys = shown or ["state"]  # no varying column: every trial is a replicate of one configuration
+    keys = shown + (["setup"] if (choose or has_setups) and "setup" not in shown else [])
+    keys = keys or ["state"]  # no varying column: every trial is a replicate of one configuration
     grouped = kept.groupby(keys, sort=False, dropna=False)
-    order = grouped["_order"].min().sort_values().index  # sweep order: the baseline first
+    order = list(grouped["_order"].min().sort_values().index)
+    if choose:
+        order = _chosen(grouped, order, choose, metrics.get(choose, "maximize"), keys)
     if sort_rows and shown:
         order = sorted(order, key=lambda key: [_sort_key(v) for v in (key if len(keys) > 1 else (key,))])
     metric_columns = list(metrics)
     rows = grouped[metric_columns].mean().loc[order].reset_index()
-    if not shown:
-        rows = rows.drop(columns="state")
     std = grouped[metric_columns].std(ddof=1).loc[order].reset_index(drop=True)
     table = Table(
         rows=rows[[*shown, *metric_columns]],
@@ -100,16 +125,93 @@ def build_table(
         std=std,
         n=grouped.size().loc[order].tolist(),
         trials=[tuple(t) for t in grouped["trial"].apply(tuple).loc[order]],
-        headers={c: (headers or {}).get(c, HEADERS.get(c, c)) for c in [*shown, *metric_columns]},
+        headers={c: _header(c, headers or {}) for c in [*shown, *metric_columns]},
+        labels={k: {str(raw): str(text) for raw, text in v.items()} for k, v in (values or {}).items()},
+        transpose=transpose,
     )
     table.best = {m: _best_rows(rows[m], d) for m, d in metrics.items()}
     if ablation and len(rows):
-        table.baseline = 0
+        records = grouped.first().loc[order] if has_setups else None
+        _mark_ablation(table, records)
+    return table
+
+
+def _mark_ablation(table: Table, records: pd.DataFrame | None) -> None:
+    """With setups, each row is compared with the last kept setup before it, and its changes are the
+    keys its setup changed; otherwise every row is compared with the first."""
+    rows, shown = table.rows, table.hyperparameters
+    if records is None:
+        table.reference = [None, *[0] * (len(rows) - 1)]
         base = rows.iloc[0]
         table.changed = {
             (i, c) for i in range(len(rows)) for c in shown if not _same(rows.iloc[i][c], base[c])
         }
-    return table
+        return
+    table.reference, last_kept = [], None
+    for i, (changed, keep) in enumerate(zip(records["setup_changed"], records["setup_keep"], strict=True)):
+        table.reference.append(last_kept if i else None)
+        # a changed group (`scheduler`) changes every key under it (`scheduler.name`)
+        cells = {(i, c) for c in shown for k in changed or () for part in c.split("+") if _under(part, k)}
+        table.changed |= cells
+        if keep:
+            table.kept |= cells
+            last_kept = i
+
+
+def _under(column: str, key: str) -> bool:
+    return column == key or column.startswith(key + ".")
+
+
+def _chosen(grouped, order: list, metric: str, direction: str, keys: list[str]) -> list:
+    """Of each setup's configurations (in `order`), the one with the best mean `metric`."""
+    means = grouped[metric].mean()
+    setup_of = {key: (key if len(keys) > 1 else (key,))[keys.index("setup")] for key in order}
+    best: dict[Any, Any] = {}
+    for key in order:
+        current = best.get(setup_of[key])
+        if current is None or _better(means.loc[key], means.loc[current], direction):
+            best[setup_of[key]] = key
+    return [key for key in order if best[setup_of[key]] == key]
+
+
+def _better(value: float, than: float, direction: str) -> bool:
+    if pd.isna(than):
+        return not pd.isna(value)
+    return bool(value > than if direction == "maximize" else value < than)
+
+
+def _expand_metrics(metrics: Mapping[str, str], frame: pd.DataFrame) -> dict[str, str]:
+    """`test_acc[*]` stands for every per-class column, in the data set's class order."""
+    expanded: dict[str, str] = {}
+    for metric, direction in metrics.items():
+        if metric.endswith("[*]"):
+            prefix = metric[:-2]
+            expanded.update({c: direction for c in frame.attrs["metrics"] if c.startswith(prefix)})
+        else:
+            expanded[metric] = direction
+    return expanded
+
+
+def _where(frame: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
+    for column, wanted in where.items():
+        if column not in frame:
+            raise SweeplabError(f"report spec: where names {column!r}, which the trials do not have")
+        options = wanted if isinstance(wanted, list) else [wanted]
+        texts = {str(tuple(o) if isinstance(o, list) else o) for o in options}
+        frame = frame[frame[column].map(lambda v, texts=texts: str(_python(v)) in texts)]
+    return frame
+
+
+def _header(column: str, headers: Mapping[str, str]) -> str:
+    if column in headers:
+        return headers[column]
+    if column.startswith("test_acc[") and column.endswith("]"):
+        return column[len("test_acc[") : -1]  # a class's name
+    return " / ".join(HEADERS.get(part, part) for part in column.split("+"))
+
+
+def _python(value: object) -> object:
+    return value.item() if hasattr(value, "item") and not isinstance(value, tuple) else value
 
 
 def marginals(

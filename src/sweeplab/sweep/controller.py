@@ -2,6 +2,7 @@
 `n_trials` finished or running trials, asking Optuna for each trial's parameters as a slot frees."""
 
 import copy
+import itertools
 import logging
 import math
 import os
@@ -16,12 +17,14 @@ from hydra._internal.config_loader_impl import get_overrides_dirname  # the nami
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import HydraContext, RunMode, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import Trial, TrialState
 
 from sweeplab.config import ConfigError, SweeplabError
 from sweeplab.sweep.job import TrialJob, TrialOutcome, open_storage_cached, run_trial, task_reference
 from sweeplab.sweep.settings import SweeperSettings
-from sweeplab.sweep.space import as_scalar, parse_params, space_signature, split_overrides
+from sweeplab.sweep.setups import expand_setups
+from sweeplab.sweep.space import Param, as_scalar, parse_params, space_signature, split_overrides
 from sweeplab.sweep.study import (
     DONE,
     PRUNERS,
@@ -50,19 +53,47 @@ class SweepController:
     def run(self, arguments: list[str]) -> None:
         s = self.s
         for name, value in (("n_trials", s.n_trials), ("n_jobs", s.n_jobs)):
-            if value < 1:
+            if value is not None and value < 1:
                 raise ConfigError(f"hydra.sweeper.{name}", f"must be at least 1, got {value}")
         cli_sweeps, self.fixed = split_overrides(arguments)
         loader = self.hydra_context.config_loader
         expressions = {**s.params, **cli_sweeps}  # the command line wins over the sweep file
-        groups = {key for key in expressions if "." not in key and loader.get_group_options(key)}
-        self.params = parse_params(expressions, groups)
+        self.setups = {setup.label: setup for setup in expand_setups(s.setups, s.ablation)}
+        set_keys = {key for setup in self.setups.values() for key in setup.overrides}
+        self.groups = {
+            key for key in [*expressions, *set_keys] if "." not in key and loader.get_group_options(key)
+        }
+        self.params = parse_params(expressions, self.groups)
+        if self.setups:
+            both = sorted(set_keys & set(self.params))
+            if both:
+                raise ConfigError("hydra.sweeper.setups", f"{', '.join(both)}: set by setups and params both")
+            self.params = {"setup": Param("setup", CategoricalDistribution(list(self.setups))), **self.params}
+        self.plan = self._plan()
+        self.n_trials = s.n_trials or len(self.plan) or self._grid_size() or 20
         self.objectives = self._objectives()
         self.monitor = self._monitor()
         self.storage_url = s.storage or default_storage(s.study_name)
         self.study = self._open_study()
         self._run_trials()
         self._summarise()
+
+    def _plan(self) -> list[dict[str, Any]]:
+        """With setups: every trial's parameters, setup by setup (each with every combination of the
+        other params, which must then be discrete), in the order they run."""
+        if not self.setups:
+            return []
+        others = {key: p.grid_values() for key, p in self.params.items() if key != "setup"}
+        return [
+            {"setup": label, **dict(zip(others, combo, strict=True))}
+            for label in self.setups
+            for combo in itertools.product(*others.values())
+        ]
+
+    def _grid_size(self) -> int:
+        if self.s.sampler.get("name") != "grid":
+            return 0
+        return math.prod(len(p.grid_values()) for p in self.params.values())
 
     def _objectives(self) -> dict[str, str]:
         """metric -> direction, in the order given."""
@@ -113,15 +144,19 @@ class SweepController:
             directions=list(self.objectives.values()),
             load_if_exists=True,
         )
-        check_same_study(
-            study, {"space": space_signature(self.params), "objectives": self.objectives}, self.storage_url
-        )
+        space = space_signature(self.params)
+        if self.setups:  # a setup's contents are part of the space
+            space["setup"] = "; ".join(
+                f"{label}: {' '.join(f'{k}={v}' for k, v in setup.overrides.items())}"
+                for label, setup in self.setups.items()
+            )
+        check_same_study(study, {"space": space, "objectives": self.objectives}, self.storage_url)
         overrides = [*self.config.hydra.overrides.hydra, *self.config.hydra.overrides.task]
         command = shlex.join(["sweeplab", "train", "-m", *overrides])
         commands = study.user_attrs.get("commands", [])
         if command not in commands:  # the report shows how the study was made
             study.set_user_attr("commands", [*commands, command])
-        for params in s.enqueue:
+        for params in [*s.enqueue, *self.plan]:
             study.enqueue_trial({k: as_scalar(v) for k, v in params.items()}, skip_if_exists=True)
         fail_stale_trials(study, s.stale_after, s.max_retries)
         log.info(
@@ -130,11 +165,13 @@ class SweepController:
             self.storage_url,
             len(study.trials),
             count(study, DONE),
-            s.n_trials,
+            self.n_trials,
         )
         return study
 
     def _exhausted(self) -> bool:
+        if self.plan and not count(self.study, (TrialState.WAITING,)):
+            return True  # every setup has been taken
         sampler = self.study.sampler
         if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(self.study):
             return True
@@ -142,7 +179,7 @@ class SweepController:
 
     def _budget_left(self) -> int:
         """Trials still to start: every process on this storage counts the same stored trials."""
-        return self.s.n_trials - count(self.study, (*DONE, TrialState.RUNNING))
+        return self.n_trials - count(self.study, (*DONE, TrialState.RUNNING))
 
     def _run_trials(self) -> None:
         self.ran: Counter[str] = Counter()
@@ -191,13 +228,20 @@ class SweepController:
 
     def _job_for(self, trial: Trial) -> TrialJob:
         """Suggest the trial's values (only for keys its config has) and compose its job config."""
-        groups = [p.override(p.suggest(trial)) for p in self.params.values() if p.is_group]
+        setup = self.setups[str(self.params["setup"].suggest(trial))] if self.setups else None
+        set_by_setup = [f"{k}={v}" for k, v in (setup.overrides if setup else {}).items()]
+        groups = [o for o in set_by_setup if o.split("=", 1)[0] in self.groups]
+        groups += [p.override(p.suggest(trial)) for p in self.params.values() if p.is_group]
         try:
             base = self._composed(tuple([*self.fixed, *groups]))
-            values = [
+            values = [o for o in set_by_setup if o.split("=", 1)[0] not in self.groups]
+            absent = [o.split("=", 1)[0] for o in values if _absent(base, o.split("=", 1)[0])]
+            if absent:
+                raise ConfigError(f"setup {setup.label}", f"sets {', '.join(absent)}, which the config lacks")
+            values += [
                 p.override(p.suggest(trial))
                 for p in self.params.values()
-                if not p.is_group and OmegaConf.select(base, p.key, default=_ABSENT) is not _ABSENT
+                if not p.is_group and p.key != "setup" and not _absent(base, p.key)
             ]
             config = _with_values(base, values)
             with open_dict(config):
@@ -216,7 +260,10 @@ class SweepController:
         )
         for key, value in (("overrides", overrides), ("config", task_config), ("output_dir", output_dir)):
             trial.set_user_attr(key, value)
-        log.info("trial %d: %s", trial.number, " ".join([*groups, *values]) or "(no searched values)")
+        if setup is not None:
+            trial.set_user_attr("setup", setup.record())
+        shown = " ".join([*groups, *values]) or "(no searched values)"
+        log.info("trial %d: %s%s", trial.number, f"setup {setup.label}: " if setup else "", shown)
         return TrialJob(
             config=config,
             task=self.task,
@@ -338,6 +385,10 @@ def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 _ABSENT = object()
+
+
+def _absent(config: DictConfig, key: str) -> bool:
+    return OmegaConf.select(config, key, default=_ABSENT) is _ABSENT
 
 
 def _plain(value: Any) -> Any:

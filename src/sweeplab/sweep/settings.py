@@ -10,7 +10,9 @@ class SweeperSettings:
     _target_: str = "hydra_plugins.sweeplab_sweeper.sweeplab_sweeper.SweeplabSweeper"
     study_name: str = "default"
     storage: str | None = None  # any Optuna storage URL; null: sqlite:///studies/<study_name>.db
-    n_trials: int = 20  # COMPLETE + PRUNED trials the study should have; reruns run only what is missing
+    # COMPLETE + PRUNED trials the study should have; reruns run only what is missing. null: every
+    # setup (times the grid of params), every point of a grid sampler's grid, or else 20
+    n_trials: int | None = None
     n_jobs: int = 1  # trials at once; above 1, in spawned worker processes
     # metrics the study optimises (keys of the run's summary) and, one each, maximize or minimize;
     # lists so that the command line replaces them whole: hydra.sweeper.objectives=[val_acc,params]
@@ -22,6 +24,10 @@ class SweeperSettings:
     pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})  # + pruner options
     params: dict[str, str] = field(default_factory=dict)  # key: Hydra sweep expression
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # configurations to run first (a baseline)
+    # an ordered list of configurations ({key: value, name: ...}), run in this order for each combination
+    # of the params; see sweeplab.sweep.setups
+    setups: list[dict[str, Any]] = field(default_factory=list)
+    ablation: bool = False  # setups after the first change only what they name, on top of the kept ones
     max_retries: int = 1  # times the parameters of a trial left RUNNING by a dead process are tried again
     max_failure_rate: float = 0.2  # above this share of failed trials in a run, the command exits 1
     heartbeat_interval: float = 10.0  # seconds between a running trial's signs of life
