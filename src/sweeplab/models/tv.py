@@ -1,5 +1,8 @@
 """Any torchvision classification model by name, optionally with its pretrained weights."""
 
+import logging
+from pathlib import Path
+from typing import Literal
 from urllib.error import URLError
 
 import torch
@@ -8,6 +11,8 @@ from torch import Tensor, nn
 
 from sweeplab.config import SweeplabError, require
 from sweeplab.models.registry import MODELS
+
+log = logging.getLogger(__name__)
 
 
 class RepeatChannels(nn.Module):
@@ -19,8 +24,10 @@ class RepeatChannels(nn.Module):
 
 @MODELS.register("torchvision")
 def torchvision_model(
-    *, input_shape: tuple[int, ...], num_classes: int, arch: str, pretrained: bool
+    *, input_shape: tuple[int, ...], num_classes: int, arch: str, pretrained: bool | Literal["auto"]
 ) -> nn.Module:
+    """`pretrained: auto` starts from the ImageNet weights when they are in torch's cache, else from
+    random weights (with a warning): a sweep file can then run anywhere and fine-tune where it can."""
     require(
         len(input_shape) == 3 and input_shape[0] in (1, 3),
         "model",
@@ -32,6 +39,17 @@ def torchvision_model(
         "model.arch",
         f"unknown torchvision classification model {arch!r}; choose one of: {', '.join(names)}",
     )
+    require(
+        pretrained in (True, False, "auto"), "model.pretrained", f"is true, false or auto, got {pretrained!r}"
+    )
+    if pretrained == "auto":
+        weights = torchvision.models.get_model_weights(arch).DEFAULT
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        pretrained = cached.is_file()
+        if not pretrained:
+            log.warning(
+                "model.pretrained=auto: no %s weights in %s; training from random weights", arch, cached
+            )
     if pretrained:
         try:
             model = torchvision.models.get_model(arch, weights="DEFAULT")

@@ -88,7 +88,7 @@ def write_report(
     command: str,
 ) -> Path:
     """The report's files. `spec` (a sweep file's `hydra.sweeper.report`) may hold one table's options
-    (metrics, columns, headers, values, where, choose, transpose, ablation, original) or a list of
+    (metrics, columns, headers, values, where, choose, transpose, ablation, delta, original) or a list of
     `tables`, each with those options and a `title`, plus `notes` (Markdown put before the tables)."""
     out.mkdir(parents=True, exist_ok=True)
     frame = studies_frame(studies)
@@ -116,15 +116,23 @@ def write_report(
             choose=table_spec.get("choose"),
             values=table_spec.get("values"),
             transpose=table_spec.get("transpose", False),
+            delta=table_spec.get("delta", True),
         )
-        _add_original(table, table_spec.get("original"))
+        title = table_spec.get("title")
+        lines += [f"## Table {i}: {title}" if title else "## Table", ""]
+        if table.rows.empty:
+            lines += ["No completed trials for this table yet.", ""]
+            continue
         stem = "table" if len(specs) == 1 else f"table_{i}"
         for fmt in formats:
             (out / f"{stem}.{fmt}").write_text(FORMATS[fmt](table))
-        title = table_spec.get("title")
-        lines += [f"## Table {i}: {title}" if title else "## Table", "", render.to_markdown(table)]
+        lines += [render.to_markdown(table)]
         lines += [" · ".join(f"[{fmt.upper()}]({stem}.{fmt})" for fmt in formats if fmt != "md"), ""]
+        if table_spec.get("original"):
+            lines += _comparison(table, table_spec["original"])
         tables.append(table)
+    if not tables:
+        raise SweeplabError("no completed trials to report yet (use --include-failed to see the others)")
     first_metric, direction = next(iter(tables[0].metrics.items()))
     varied = [c for c in tables[0].hyperparameters if c in frame.attrs["hyperparameters"]]
     if varied and len(tables) == 1 and not in_order:
@@ -149,20 +157,28 @@ def write_report(
     return index
 
 
-def _add_original(table: Table, original: Mapping[str, Any] | None) -> None:
-    """The original report's numbers beside ours, row for row: `original: {header: ..., values: [...]}`."""
-    if not original:
-        return
-    values = list(original["values"])
-    if len(values) != len(table.rows):
-        log.warning("original: %d values for %d rows; not shown", len(values), len(table.rows))
-        return
-    column = original.get("header", "Original")
-    table.rows[column] = [float("nan") if v is None else float(v) for v in values]
-    table.std[column] = float("nan")
-    table.metrics[column] = "maximize"
-    table.headers[column] = column
-    table.best[column] = []  # bold marks our best, not the original's
+def _comparison(table: Table, original: Mapping[str, Any]) -> list[str]:
+    """Our numbers beside the original report's, row for row: `original: {header, values, metric}`."""
+    values, metric = list(original["values"]), original.get("metric", "test_acc")
+    if len(values) != len(table.rows) or metric not in table.rows:
+        return [
+            f"(The original's {len(values)} values do not line up with this table's {len(table.rows)} rows.)",
+            "",
+        ]
+    names = render.cells(table)
+    lines = [
+        f"Compared with the original report ({metric}):",
+        "",
+        f"| Row | {table.headers[table.hyperparameters[0]] if table.hyperparameters else 'Row'} "
+        f"| here | {original.get('header', 'original')} | difference |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for i, (row, theirs) in enumerate(zip(names, values, strict=True), start=1):
+        ours = table.rows[metric].iloc[i - 1]
+        diff = f"{ours - theirs:+.3f}" if theirs is not None else "–"
+        theirs_text = f"{theirs:.4g}" if theirs is not None else "–"
+        lines.append(f"| {i} | {row[0] if row else ''} | {ours:.3f} | {theirs_text} | {diff} |")
+    return [*lines, ""]
 
 
 def _summary(study: optuna.Study) -> list[str]:
@@ -186,6 +202,8 @@ def _summary(study: optuna.Study) -> list[str]:
                 if trainer.get("max_steps")
                 else f"{trainer.get('epochs')} epochs"
             )
+            if trainer.get("limit_steps"):
+                budget += f", capped at {trainer['limit_steps']} steps (a smoke run)"
             lines.append(f"- data: {data.get('name')}; budget: {budget} of batch {trainer.get('batch_size')}")
     if complete and len(study.directions) == 1:
         best = study.best_trial

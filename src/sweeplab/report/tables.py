@@ -38,6 +38,9 @@ HEADERS = {
 }
 
 
+MISSING = "–"  # how a key that a trial's config lacks is grouped and shown
+
+
 @dataclass
 class Table:
     rows: pd.DataFrame  # one row per configuration: the shown hyperparameters, then each metric's mean
@@ -55,11 +58,12 @@ class Table:
     best: dict[str, list[int]] = field(default_factory=dict)  # metric -> rows holding its best mean
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> {value: shown text}
     transpose: bool = False  # render hyperparameters and metrics as rows, configurations as columns
+    show_delta: bool = True  # ablation mode: a column of each row's change in the first metric
 
     @property
     def delta(self) -> pd.Series | None:
         """The first metric of each row minus its reference row's."""
-        if self.reference is None:
+        if self.reference is None or not self.show_delta:
             return None
         first = self.rows[next(iter(self.metrics))]
         return pd.Series(
@@ -81,6 +85,7 @@ def build_table(
     choose: str | None = None,
     values: Mapping[str, Mapping[Any, str]] | None = None,
     transpose: bool = False,
+    delta: bool = True,
 ) -> Table:
     """One row per configuration, in sweep order (setup order, else by first trial) or, with `sort_rows`,
     by their values; trials that differ only in `replicate_key` are one row (mean, std, n). Without
@@ -89,8 +94,8 @@ def build_table(
     `where` keeps the trials whose columns have the given value (or one of a list); `choose` keeps, of
     each setup's configurations, the one with the best mean of that metric (a choice on validation);
     `values` maps a column's values to the text shown for them."""
-    metrics = _expand_metrics(metrics, frame)
     kept = _where(frame[frame["state"].isin(states)], where or {})
+    metrics = _expand_metrics(metrics, kept, frame.attrs["metrics"])
     studies = {name: i for i, name in enumerate(dict.fromkeys(frame["study"]))}  # in the order given
     has_setups = "setup" in kept and kept["setup"].notna().any()
     position = kept["setup_position"].fillna(0) if has_setups else 0
@@ -109,6 +114,8 @@ def build_table(
         shown.insert(0, "study")
     keys = shown + (["setup"] if (choose or has_setups) and "setup" not in shown else [])
     keys = keys or ["state"]  # no varying column: every trial is a replicate of one configuration
+    for key in keys:  # a key the trial's config lacks (a linear model's width) groups as one shown value
+        kept[key] = kept[key].map(lambda v: MISSING if _is_missing(v) else v)
     grouped = kept.groupby(keys, sort=False, dropna=False)
     order = list(grouped["_order"].min().sort_values().index)
     if choose:
@@ -133,6 +140,7 @@ def build_table(
     if ablation and len(rows):
         records = grouped.first().loc[order] if has_setups else None
         _mark_ablation(table, records)
+        table.show_delta = delta
     return table
 
 
@@ -180,13 +188,14 @@ def _better(value: float, than: float, direction: str) -> bool:
     return bool(value > than if direction == "maximize" else value < than)
 
 
-def _expand_metrics(metrics: Mapping[str, str], frame: pd.DataFrame) -> dict[str, str]:
-    """`test_acc[*]` stands for every per-class column, in the data set's class order."""
+def _expand_metrics(metrics: Mapping[str, str], kept: pd.DataFrame, columns: list[str]) -> dict[str, str]:
+    """`test_acc[*]` stands for the per-class columns of the shown trials, in their data set's order."""
     expanded: dict[str, str] = {}
     for metric, direction in metrics.items():
         if metric.endswith("[*]"):
             prefix = metric[:-2]
-            expanded.update({c: direction for c in frame.attrs["metrics"] if c.startswith(prefix)})
+            shown = [c for c in columns if c.startswith(prefix) and kept[c].notna().any()]
+            expanded.update(dict.fromkeys(shown, direction))
         else:
             expanded[metric] = direction
     return expanded
