@@ -42,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="md,tex,csv,html", help="table formats, comma-separated")
     p.add_argument("--include-failed", action="store_true", help="also show FAIL and PRUNED trials as rows")
     p.add_argument("--ablation", action="store_true", help="mark cells that differ from the first row")
+    p.add_argument(
+        "--notes", type=Path, help="a Markdown file put at the top of index.md (what was run, on what)"
+    )
     return p
 
 
@@ -74,6 +77,7 @@ def main(argv: Sequence[str]) -> None:
         args.include_failed,
         args.ablation,
         command=shlex.join(["sweeplab", "report", *argv]),
+        notes=args.notes.read_text() if args.notes else "",
     )
     print(f"report written: {index}")
 
@@ -86,19 +90,20 @@ def write_report(
     include_failed: bool,
     ablation: bool,
     command: str,
+    notes: str = "",
 ) -> Path:
     """The report's files. `spec` (a sweep file's `hydra.sweeper.report`) may hold one table's options
     (metrics, columns, headers, values, where, choose, transpose, ablation, delta, original) or a list of
-    `tables`, each with those options and a `title`, plus `notes` (Markdown put before the tables)."""
+    `tables`, each with those options and a `title`. `notes` (Markdown) goes before the summary."""
     out.mkdir(parents=True, exist_ok=True)
     frame = studies_frame(studies)
-    defaults = {k: v for k, v in spec.items() if k not in ("tables", "notes")}
+    defaults = {k: v for k, v in spec.items() if k != "tables"}
     specs = [{**defaults, **t} for t in spec.get("tables") or []] or [defaults]
     states = ("COMPLETE", "PRUNED", "FAIL") if include_failed else ("COMPLETE",)
     in_order = bool(frame["setup"].notna().any())  # setups keep their own order, as the reports list them
     lines = [f"# Report: {', '.join(s.study_name for s in studies)}", "", f"Made with `{command}`.", ""]
-    if spec.get("notes"):
-        lines += [spec["notes"].strip(), ""]
+    if notes.strip():
+        lines += [notes.strip(), ""]
     for study in studies:
         lines += _summary(study)
     tables = []
