@@ -210,3 +210,17 @@ def test_uint8_images_are_scaled_to_unit_range(make_cfg):
     pipeline = build_inputs(make_cfg().preprocess, make_cfg().augment, (1, 2, 2))
     x = torch.tensor([[[[0, 255], [51, 102]]]], dtype=torch.uint8)
     torch.testing.assert_close(pipeline(x), torch.tensor([[[[0.0, 1.0], [0.2, 0.4]]]]))
+
+
+def test_pca_with_fewer_samples_than_features_matches_the_covariance_route():
+    from sweeplab.data.preprocess import PCA
+
+    x = torch.randn(30, 8) @ torch.randn(8, 60)  # rank 8 in 60 features, 30 samples: the SVD route
+    few = PCA(0.99, whiten=False)
+    few.fit(x)
+    centred = (x - x.mean(0)).double()
+    _, eigvecs = torch.linalg.eigh(centred.T @ centred / 29)
+    top = eigvecs.flip(1)[:, : few.components.shape[1]].float()
+    assert few.components.shape[1] <= 8
+    # the same components up to sign
+    assert torch.allclose((few.components.T @ top).abs().diagonal(), torch.ones(top.shape[1]), atol=1e-3)

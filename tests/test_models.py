@@ -54,7 +54,11 @@ def test_cnn_without_conv_activation_has_activations_only_in_the_head(make_cfg):
 def test_cnn_layouts_of_the_reference_reports(make_cfg):
     # PyTorch's CIFAR-10 tutorial net (report 004): 5x5 valid convs 6 and 16, dense 120 and 84
     lenet = make_cfg(
-        "model=cnn", "model.channels=[6,16]", "model.kernel_size=5", "model.padding=valid", "model.hidden=[120,84]"
+        "model=cnn",
+        "model.channels=[6,16]",
+        "model.kernel_size=5",
+        "model.padding=valid",
+        "model.hidden=[120,84]",
     )
     assert count_parameters(create_model(lenet.model, (3, 32, 32), 10)) == 62_006
     # report 002 Q6: eight 3x3 convs, pooled after the 1st, 2nd, 4th, 6th and 8th (32 -> 1 pixel)

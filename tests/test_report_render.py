@@ -11,7 +11,7 @@ import pytest
 from sweeplab.report import render
 from sweeplab.report.frame import trials_frame
 from sweeplab.report.tables import build_table
-from test_report_tables import add, config
+from test_report_tables import ablation_study, add, config
 
 
 @pytest.fixture
@@ -110,3 +110,24 @@ def test_latex_compiles(table, tmp_path):
         ["pdflatex", "-interaction=nonstopmode", "t.tex"], cwd=tmp_path, capture_output=True
     )
     assert done.returncode == 0 and (tmp_path / "t.pdf").stat().st_size > 0
+
+
+def test_value_labels_composite_cells_kept_marks_and_transposed_tables():
+    table = build_table(
+        trials_frame(ablation_study()),
+        {"test_acc": "maximize"},
+        columns=["model.activation", "optimizer.lr+model.name"],
+        ablation=True,
+        values={"model.activation": {"relu": "ReLU"}, "model.name": {"mlp": ""}},
+        delta=False,
+    )
+    md = render.to_markdown(table)
+    assert md.splitlines()[0] == "| Act. | LR / Model | Test acc. |"  # no Δ column when delta is off
+    assert md.splitlines()[2] == "| ReLU | 2e-3 | 0.390 |"  # labelled; an empty label drops its part
+    assert "| leaky_relu ‡ | 2e-3 | 0.400 |" in md and "| leaky_relu | 5e-3 ‡ | **0.460** |" in md
+    tex = render.to_latex(table)
+    assert "\\cellcolor{green!15}leaky\\_relu" in tex
+    table.transpose = True
+    lines = render.to_markdown(table).splitlines()
+    assert lines[0] == "| Act. | ReLU | leaky_relu ‡ | leaky_relu | leaky_relu |"
+    assert lines[3] == "| Test acc. | 0.390 | 0.400 | 0.370 | **0.460** |"

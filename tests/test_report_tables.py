@@ -131,3 +131,64 @@ def test_rows_can_be_sorted_by_their_values(study):
         ((100, 50), "leaky_relu"),
     ]
     assert table.trials == [(2, 3), (0, 1), (4, 5)] and table.best["test_acc"] == [0]
+
+
+def add_setup(study, name, position, config, val, test, changed=(), keep=True):
+    study.add_trial(
+        create_trial(
+            value=val,
+            params={"setup": name},
+            distributions={"setup": optuna.distributions.CategoricalDistribution([name])},
+            user_attrs={
+                "config": config,
+                "metrics": {"val_acc": val, "test_acc": test},
+                "setup": {"name": name, "position": position, "changed": list(changed), "keep": keep},
+            },
+        )
+    )
+
+
+def ablation_study():
+    s = optuna.create_study(study_name="ordered", direction="maximize")
+    add_setup(s, "1", 1, config(), 0.40, 0.39)
+    add_setup(s, "2", 2, config(act="leaky_relu"), 0.42, 0.40, ["model.activation"])
+    add_setup(s, "3", 3, config(hidden=(100, 50), act="leaky_relu"), 0.38, 0.37, ["model.hidden"], keep=False)
+    add_setup(s, "4", 4, config(act="leaky_relu", lr=5e-3), 0.47, 0.46, ["optimizer.lr"])
+    return s
+
+
+def test_ordered_ablation_compares_each_row_with_the_last_kept_one():
+    frame = trials_frame(ablation_study())
+    table = build_table(
+        frame,
+        {"test_acc": "maximize"},
+        columns=["model.hidden", "model.activation", "optimizer.lr+trainer.max_steps"],
+        ablation=True,
+    )
+    assert table.reference == [None, 0, 1, 1]  # row 3 builds on row 2, and so does row 4 (3 was undone)
+    assert table.changed == {
+        (1, "model.activation"),
+        (2, "model.hidden"),
+        (3, "optimizer.lr+trainer.max_steps"),
+    }
+    assert table.kept == {(1, "model.activation"), (3, "optimizer.lr+trainer.max_steps")}
+    assert table.delta.tolist() == pytest.approx([0.0, 0.01, -0.03, 0.06])
+    assert table.rows["optimizer.lr+trainer.max_steps"].iloc[3] == (5e-3, 1500)
+    assert table.headers["optimizer.lr+trainer.max_steps"] == "LR / Steps"
+
+
+def test_choose_keeps_each_setups_best_on_validation_and_where_filters():
+    s = optuna.create_study(study_name="chosen", direction="maximize")
+    for width, val, test in [(100, 0.90, 0.95), (300, 0.93, 0.91), (1000, 0.92, 0.99)]:
+        add_setup(s, "mlp", 2, config(hidden=(width,)), val, test)
+    add_setup(s, "linear", 1, {"model": {"name": "linear"}, "trainer": {"seed": 0}}, 0.85, 0.86)
+    frame = trials_frame(s)
+    table = build_table(frame, {"test_acc": "maximize"}, columns=["setup", "model.hidden"], choose="val_acc")
+    # setup order, one row each; the mlp row is the width best on validation, not on test
+    assert table.rows["setup"].tolist() == ["linear", "mlp"]
+    assert table.rows["model.hidden"].tolist() == ["–", (300,)]
+    assert table.rows["test_acc"].tolist() == pytest.approx([0.86, 0.91])
+    only = build_table(
+        frame, {"test_acc": "maximize"}, columns=["model.hidden"], where={"model.hidden": [[100], [1000]]}
+    )
+    assert sorted(only.rows["test_acc"]) == pytest.approx([0.95, 0.99])

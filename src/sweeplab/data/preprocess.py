@@ -49,8 +49,13 @@ class PCA(nn.Module):
         flat = x.flatten(1).double()
         self.mean = flat.mean(0).float()
         centred = flat - flat.mean(0)
-        eigvals, eigvecs = torch.linalg.eigh(centred.T @ centred / (len(flat) - 1))
-        eigvals, eigvecs = eigvals.flip(0).clamp_min(0), eigvecs.flip(1)  # largest first
+        if len(flat) < flat.shape[1]:  # fewer samples than features: the SVD of the data is the cheaper
+            _, singular, vt = torch.linalg.svd(centred, full_matrices=False)
+            eigvals, eigvecs = singular**2 / (len(flat) - 1), vt.T
+        else:
+            eigvals, eigvecs = torch.linalg.eigh(centred.T @ centred / (len(flat) - 1))
+            eigvals, eigvecs = eigvals.flip(0), eigvecs.flip(1)
+        eigvals = eigvals.clamp_min(0)  # largest first
         explained = eigvals.cumsum(0) / eigvals.sum()
         keep = int(torch.searchsorted(explained, torch.tensor(self.variance, dtype=explained.dtype))) + 1
         keep = min(keep, len(eigvals))
