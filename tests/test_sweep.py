@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from sweeplab.paths import config_dir
@@ -47,7 +48,8 @@ def test_tpe_study_records_each_trial_then_finishes_and_extends(tmp_path, sweepl
     assert Path(trial.user_attrs["output_dir"]) == tmp_path / "outputs" / "sweeps" / "tpe" / "0"
     assert (Path(trial.user_attrs["output_dir"]) / "summary.json").is_file()
     metrics = trial.user_attrs["metrics"]
-    assert metrics["val_acc"] == trial.value and metrics["device"] == "cpu" and "test_acc" in metrics
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # trainer.device=auto
+    assert metrics["val_acc"] == trial.value and metrics["device"] == device and "test_acc" in metrics
     assert trial.duration is not None and "best: trial" in done.stdout
 
     again = sweeplab(*args, "hydra.sweeper.n_trials=3")  # finished: nothing to run
@@ -368,3 +370,58 @@ def test_two_objectives_give_a_pareto_front(tmp_path, sweeplab):
     assert states(study) == {"COMPLETE": 4} and len(study.directions) == 2
     assert all(t.values[1] == t.user_attrs["metrics"]["params"] for t in study.trials)
     assert study.best_trials and "best: trial" in done.stdout
+
+
+def test_setups_run_in_order_resume_and_refuse_a_changed_setup_or_an_unknown_key(tmp_path, sweeplab):
+    (tmp_path / "mine" / "sweep").mkdir(parents=True)
+    sweep_file = tmp_path / "mine" / "sweep" / "steps.yaml"
+    text = """# @package _global_
+hydra:
+  mode: MULTIRUN
+  sweeper:
+    study_name: steps
+    ablation: true
+    params:
+      trainer.seed: choice(0,1)
+    setups:
+      - {model.hidden: [16], model.activation: relu}
+      - {model.activation: elu}
+      - {model.hidden: [16, 16], keep: false}
+"""
+    sweep_file.write_text(text)
+    args = ["train", f"--config-dir={tmp_path / 'mine'}", "sweep=steps", *FAST]
+    run = sweeplab(*args)
+    assert run.returncode == 0, run.stdout
+    study = load(tmp_path, "steps")
+    trials = sorted(study.trials, key=lambda t: t.number)
+    # setup by setup, each over both seeds
+    assert [(t.params["setup"], t.params["trainer.seed"]) for t in trials] == [
+        ("1", 0),
+        ("1", 1),
+        ("2", 0),
+        ("2", 1),
+        ("3", 0),
+        ("3", 1),
+    ]
+    model = trials[4].user_attrs["config"]["model"]
+    assert (model["hidden"], model["activation"]) == ([16, 16], "elu")  # row 3 builds on the kept row 2
+    assert trials[4].user_attrs["setup"] == {
+        "name": "3",
+        "position": 3,
+        "changed": ["model.hidden"],
+        "keep": False,
+    }
+    assert "this run: 0 trials" in sweeplab(*args).stdout  # finished: a rerun runs nothing
+
+    sweep_file.write_text(text.replace("model.activation: elu", "model.activation: tanh"))
+    changed = sweeplab(*args)
+    assert changed.returncode == 2 and "has another space: setup is" in changed.stdout
+    assert len(load(tmp_path, "steps").trials) == 6  # nothing stored changed
+
+    sweep_file.write_text(
+        text.replace("study_name: steps", "study_name: typo").replace(
+            "model.activation: elu", "model.activaton: elu"
+        )
+    )
+    typo = sweeplab(*args)
+    assert typo.returncode == 2 and "setup 2: sets model.activaton; the config lacks it" in typo.stdout

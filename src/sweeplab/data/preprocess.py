@@ -57,7 +57,7 @@ class PCA(nn.Module):
             eigvals, eigvecs = eigvals.flip(0), eigvecs.flip(1)
         eigvals = eigvals.clamp_min(0)  # largest first
         explained = eigvals.cumsum(0) / eigvals.sum()
-        keep = int(torch.searchsorted(explained, torch.tensor(self.variance, dtype=explained.dtype))) + 1
+        keep = int((explained < self.variance).sum()) + 1  # the fewest that reach `variance`, on any device
         keep = min(keep, len(eigvals))
         components = eigvecs[:, :keep]
         if self.whiten:

@@ -18,7 +18,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from sweeplab.config import ConfigError
-from sweeplab.sweep.space import override_text, to_param
+from sweeplab.sweep.space import Param, override_text, to_param
 
 FIELD = "hydra.sweeper.setups"
 
@@ -86,3 +86,16 @@ def _variants(entry: dict[str, str], where: str) -> list[tuple[dict[str, str], l
             options[key] = [text]
     swept = [k for k, values in options.items() if len(values) > 1]
     return [(dict(zip(options, combo, strict=True)), swept) for combo in itertools.product(*options.values())]
+
+
+def plan_trials(setups: Mapping[str, Setup], params: Mapping[str, Param]) -> list[dict[str, Any]]:
+    """Every trial's parameters, setup by setup, each with every combination of the other params (which
+    must then be discrete), in the order they run."""
+    if not setups:
+        return []
+    others = {key: p.grid_values() for key, p in params.items() if key != "setup"}
+    return [
+        {"setup": label, **dict(zip(others, combo, strict=True))}
+        for label in setups
+        for combo in itertools.product(*others.values())
+    ]
