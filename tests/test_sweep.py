@@ -11,6 +11,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from sweeplab.data.formats import write_mnist
 from sweeplab.paths import config_dir
 from sweeplab.sweep.space import parse_params, space_signature, split_overrides
 from sweeplab.sweep.study import open_storage
@@ -425,3 +426,31 @@ hydra:
     )
     typo = sweeplab(*args)
     assert typo.returncode == 2 and "setup 2: sets model.activaton; the config lacks it" in typo.stdout
+
+
+def test_a_rerun_tries_again_the_setups_whose_trials_failed(tmp_path, sweeplab):
+    (tmp_path / "mine" / "sweep").mkdir(parents=True)
+    (tmp_path / "mine" / "sweep" / "two.yaml").write_text(
+        """# @package _global_
+hydra:
+  mode: MULTIRUN
+  sweeper:
+    study_name: two
+    max_failure_rate: 1.0
+    setups:
+      - {name: signals, model: mlp}
+      - {name: digits, dataset: mnist, dataset.download: false, model: linear}
+"""
+    )
+    digits = tmp_path / "digits"
+    args = ["train", f"--config-dir={tmp_path / 'mine'}", "sweep=two", f"data_dir={digits}", *FAST]
+    first = sweeplab(*args)  # no MNIST files yet: the digits setup fails, naming them, without a traceback
+    assert "trial 1 failed: SweeplabError: MNIST data not found" in first.stdout
+    assert "Traceback" not in first.stdout
+    assert states(load(tmp_path, "two")) == {"COMPLETE": 1, "FAIL": 1}
+    write_mnist(digits, n_train=200, n_test=50)
+    again = sweeplab(*args)
+    assert "this run: 1 trials (1 COMPLETE)" in again.stdout, again.stdout
+    study = load(tmp_path, "two")
+    assert states(study) == {"COMPLETE": 2, "FAIL": 1}  # the failure stays on record
+    assert "this run: 0 trials" in sweeplab(*args).stdout

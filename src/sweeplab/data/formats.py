@@ -5,15 +5,10 @@ The images carry a class signal (a fixed pattern per class plus noise) so a mode
 """
 
 import gzip
-import hashlib
 import pickle
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
-from torchvision.datasets import CIFAR10
 
 
 def class_images(n: int, shape: tuple[int, ...], classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,11 +41,12 @@ def write_mnist(root: Path, n_train: int, n_test: int, folder: str = "MNIST", se
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> dict[str, str]:
-    """CIFAR-10's python-version batches (5 train, 1 test, meta); returns each file's md5.
+def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
+    """CIFAR-10's python-version batches (5 train, 1 test, meta) in `root`/cifar-10-batches-py.
 
     torchvision checks every file against the genuine md5s: load the stand-ins with
-    `dataset.verify_md5=false`, or through torchvision's own class inside `accepting_cifar10_checksums(md5)`.
+    `dataset.verify_md5=false`, or through torchvision's own class inside
+    `sweeplab.data.vision.trusting_present_files(CIFAR10)`.
     """
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,28 +55,14 @@ def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> dict[
     parts = np.array_split(np.arange(n_train), 5)
     batches = {f"data_batch_{i + 1}": idx for i, idx in enumerate(parts)}
     batches["test_batch"] = np.arange(n_train, n_train + n_test)
-    md5 = {}
     for name, idx in batches.items():
         entry = {"batch_label": name, "labels": y[idx].tolist(), "data": rows[idx], "filenames": []}
-        md5[name] = _pickle_to(folder / name, entry)
-    md5["batches.meta"] = _pickle_to(
+        _pickle_to(folder / name, entry)
+    _pickle_to(
         folder / "batches.meta", {"label_names": CIFAR10_CLASSES, "num_cases_per_batch": len(parts[0])}
     )
-    return md5
+    return folder
 
 
-@contextmanager
-def accepting_cifar10_checksums(md5: dict[str, str]) -> Iterator[None]:
-    """Within this block torchvision's CIFAR10 accepts the files `write_cifar10` returned `md5` for."""
-    train = [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)]
-    meta = {**CIFAR10.meta, "md5": md5["batches.meta"]}
-    with mock.patch.multiple(
-        CIFAR10, train_list=train, test_list=[["test_batch", md5["test_batch"]]], meta=meta
-    ):
-        yield
-
-
-def _pickle_to(path: Path, obj: object) -> str:
-    blob = pickle.dumps(obj, protocol=2)
-    path.write_bytes(blob)
-    return hashlib.md5(blob).hexdigest()
+def _pickle_to(path: Path, obj: object) -> None:
+    path.write_bytes(pickle.dumps(obj, protocol=2))

@@ -19,7 +19,7 @@ from sweeplab.config import SweeplabError
 from sweeplab.paths import config_dir
 from sweeplab.report import render
 from sweeplab.report.figures import write_figures
-from sweeplab.report.frame import studies_frame
+from sweeplab.report.frame import python_value, studies_frame
 from sweeplab.report.tables import Table, build_table, marginals
 from sweeplab.sweep.study import default_storage, open_storage
 
@@ -100,6 +100,11 @@ def write_report(
     defaults = {k: v for k, v in spec.items() if k != "tables"}
     specs = [{**defaults, **t} for t in spec.get("tables") or []] or [defaults]
     states = ("COMPLETE", "PRUNED", "FAIL") if include_failed else ("COMPLETE",)
+    if not frame["state"].isin(states).any():
+        raise SweeplabError(
+            f"no {' or '.join(states)} trials to report yet in {', '.join(s.study_name for s in studies)}"
+            + ("" if include_failed else " (--include-failed shows the others)")
+        )
     in_order = bool(frame["setup"].notna().any())  # setups keep their own order, as the reports list them
     lines = [f"# Report: {', '.join(s.study_name for s in studies)}", "", f"Made with `{command}`.", ""]
     if notes.strip():
@@ -137,7 +142,7 @@ def write_report(
             lines += _comparison(table, table_spec["original"])
         tables.append(table)
     if not tables:
-        raise SweeplabError("no completed trials to report yet (use --include-failed to see the others)")
+        raise SweeplabError("no table of the report spec has a row: check each table's `where`")
     first_metric, direction = next(iter(tables[0].metrics.items()))
     varied = [c for c in tables[0].hyperparameters if c in frame.attrs["hyperparameters"]]
     if varied and len(tables) == 1 and not in_order:
@@ -145,7 +150,7 @@ def write_report(
         for column, marginal in marginals(frame, first_metric, direction, varied).items():
             lines += [f"| {tables[0].headers[column]} | mean | best | n |", "| --- | --- | --- | --- |"]
             for _, r in marginal.iterrows():
-                value = render.format_value(render.python_value(r[column]))
+                value = render.format_value(python_value(r[column]))
                 lines.append(f"| {value} | {r['mean']:.3f} | {r['best']:.3f} | {r['n']} |")
             lines.append("")
     figures = write_figures(

@@ -75,3 +75,8 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _hashable(value: Any) -> Any:
     return tuple(_hashable(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def python_value(value: object) -> object:
+    """numpy scalars from pandas as plain Python values, so they format and compare like the config's."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, tuple) else value

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from sweeplab.report.frame import python_value
 from sweeplab.report.tables import Table
 
 CHANGED = "†"  # Markdown's marker for a cell that differs from the row it is compared with
@@ -230,8 +231,3 @@ def _latex_escape(text: str) -> str:
         "†": "$\\dagger$",
     }
     return "".join(replacements.get(ch, ch) for ch in text)
-
-
-def python_value(value: object) -> object:
-    """numpy scalars from pandas as plain Python values, so they format like the config's own."""
-    return value.item() if hasattr(value, "item") and not isinstance(value, tuple) else value

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from sweeplab.config import SweeplabError
+from sweeplab.report.frame import python_value
 
 # Headers as people write them in reports; any other column keeps its key.
 HEADERS = {
@@ -107,6 +108,12 @@ def build_table(
         if columns is not None
         else _varying(kept, frame.attrs["hyperparameters"], replicate_key)
     )
+    unknown = [c for c in [*metrics, *(p for c in shown for p in c.split("+"))] if c not in frame]
+    if unknown:
+        raise SweeplabError(
+            f"report: the trials have no {', '.join(map(repr, unknown))}; they have "
+            f"{', '.join([*frame.attrs['metrics'], *frame.attrs['hyperparameters']][:40])}"
+        )
     for column in shown:
         if "+" in column and column not in kept:  # a composite column: its keys' values side by side
             kept[column] = list(zip(*(kept[part] for part in column.split("+")), strict=True))
@@ -207,7 +214,7 @@ def _where(frame: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
             raise SweeplabError(f"report spec: where names {column!r}, which the trials do not have")
         options = wanted if isinstance(wanted, list) else [wanted]
         texts = {str(tuple(o) if isinstance(o, list) else o) for o in options}
-        frame = frame[frame[column].map(lambda v, texts=texts: str(_python(v)) in texts)]
+        frame = frame[frame[column].map(lambda v, texts=texts: str(python_value(v)) in texts)]
     return frame
 
 
@@ -217,10 +224,6 @@ def _header(column: str, headers: Mapping[str, str]) -> str:
     if column.startswith("test_acc[") and column.endswith("]"):
         return column[len("test_acc[") : -1]  # a class's name
     return " / ".join(HEADERS.get(part, part) for part in column.split("+"))
-
-
-def _python(value: object) -> object:
-    return value.item() if hasattr(value, "item") and not isinstance(value, tuple) else value
 
 
 def marginals(

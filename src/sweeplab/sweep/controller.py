@@ -141,8 +141,9 @@ class SweepController:
         commands = study.user_attrs.get("commands", [])
         if command not in commands:  # the report shows how the study was made
             study.set_user_attr("commands", [*commands, command])
-        for params in [*s.enqueue, *self.plan]:
+        for params in s.enqueue:
             study.enqueue_trial({k: as_scalar(v) for k, v in params.items()}, skip_if_exists=True)
+        self._enqueue_plan(study)
         fail_stale_trials(study, s.stale_after, s.max_retries)
         log.info(
             "study %r in %s: %d trials stored, %d of %d finished",
@@ -153,6 +154,16 @@ class SweepController:
             self.n_trials,
         )
         return study
+
+    def _enqueue_plan(self, study: optuna.Study) -> None:
+        """Queue each planned trial that has not run or is not under way: a rerun carries on, and tries
+        again the setups whose trials failed (once the data are there, say)."""
+        live = (*DONE, TrialState.RUNNING, TrialState.WAITING)
+        taken = [t.system_attrs.get("fixed_params", t.params) for t in study.get_trials(False, states=live)]
+        for params in self.plan:
+            wanted = {k: as_scalar(v) for k, v in params.items()}
+            if wanted not in taken:
+                study.enqueue_trial(wanted)
 
     def _exhausted(self) -> bool:
         if self.plan and not count(self.study, (TrialState.WAITING,)):
@@ -214,15 +225,16 @@ class SweepController:
     def _job_for(self, trial: Trial) -> TrialJob:
         """Suggest the trial's values (only for keys its config has) and compose its job config."""
         setup = self.setups[str(self.params["setup"].suggest(trial))] if self.setups else None
-        set_by_setup = [f"{k}={v}" for k, v in (setup.overrides if setup else {}).items()]
-        groups = [o for o in set_by_setup if o.split("=", 1)[0] in self.groups]
+        set_by_setup = setup.overrides if setup else {}
+        groups = [f"{k}={v}" for k, v in set_by_setup.items() if k in self.groups]
         groups += [p.override(p.suggest(trial)) for p in self.params.values() if p.is_group]
         try:
             base = self._composed(tuple([*self.fixed, *groups]))
-            values = [o for o in set_by_setup if o.split("=", 1)[0] not in self.groups]
-            lacking = [o.split("=", 1)[0] for o in values if absent(base, o.split("=", 1)[0])]
-            if lacking:
+            set_values = {k: v for k, v in set_by_setup.items() if k not in self.groups}
+            lacking = [k for k in set_values if absent(base, k)]
+            if setup and lacking:  # unlike a searched key, a setup's key is meant for every trial of it
                 raise ConfigError(f"setup {setup.label}", f"sets {', '.join(lacking)}; the config lacks it")
+            values = [f"{k}={v}" for k, v in set_values.items()]
             values += [
                 p.override(p.suggest(trial))
                 for p in self.params.values()

@@ -22,6 +22,7 @@ from hydra.core.utils import JobRuntime, run_job, setup_globals
 from hydra.types import HydraContext
 from omegaconf import DictConfig
 
+from sweeplab.config import SweeplabError
 from sweeplab.sweep.study import HEARTBEAT, PRUNERS, build_from, open_storage
 
 Reporter = Callable[[int, dict[str, float]], bool]
@@ -86,7 +87,9 @@ def _outcome_of(task: Callable) -> Callable[[DictConfig], TrialOutcome]:
         try:
             return TrialOutcome(value=task(cfg))
         except Exception as err:
-            return TrialOutcome(error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+            # the user's input (a missing data file, a bad value) needs its message, not a traceback
+            trace = None if isinstance(err, SweeplabError) else traceback.format_exc()
+            return TrialOutcome(error=f"{type(err).__name__}: {err}", traceback=trace)
 
     return run
 
