@@ -14,6 +14,10 @@ from typing import Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
 
+# Keys that say where a run happens, not what it computes: a retry may run on another machine, and a
+# study's trials may run on several.
+MACHINE_KEYS = ("data_dir", "trainer.device", "trainer.num_threads", "trainer.progress")
+
 
 class SweeplabError(Exception):
     """An error caused by the user's input; the CLI prints its message without a traceback."""

@@ -25,11 +25,24 @@ class SweeplabSweeper(Sweeper):
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
 
     def sweep(self, arguments: list[str]) -> None:
-        from sweeplab.config import SweeplabError
-        from sweeplab.sweep.controller import SweepController
+        from optuna.exceptions import StorageInternalError
+        from sqlalchemy.exc import SQLAlchemyError
 
+        from sweeplab.config import SweeplabError
+        from sweeplab.files import EnvironmentFault
+        from sweeplab.sweep.controller import SweepController
+        from sweeplab.sweep.storage import masked
+
+        log = logging.getLogger("sweeplab.sweep")
         try:
             SweepController(self.settings, self.hydra_context, self.task_function, self.config).run(arguments)
-        except SweeplabError as err:  # the user's input: its message, no traceback
-            logging.getLogger("sweeplab.sweep").error("%s", err)
-            raise SystemExit(2) from None
+        except SweeplabError as err:  # the user's input or the machine's fault: its message, no traceback
+            log.error("%s", err)
+            raise SystemExit(1 if isinstance(err, EnvironmentFault) else 2) from None
+        except (SQLAlchemyError, StorageInternalError) as err:
+            reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+            url = masked(self.settings.storage or "the study's storage")
+            log.error(
+                "the storage %s failed: %s; rerun the same command to resume once it works", url, reason
+            )
+            raise SystemExit(1) from None

@@ -2,15 +2,12 @@
 
 The job runs through Hydra's own `run_job` (its output folder, saved config and logging stay Hydra's).
 It re-attaches to its trial through the storage, so intermediate values and pruning decisions work in
-any process: the task function finds the trial's reporter with `current_reporter()`. A heartbeat thread
-stamps the trial while it runs, so a trial whose process died is recognised as stale.
+any process: the task function finds the trial's reporter with `current_reporter()`. Whatever happens,
+the job returns an outcome: a fault of the machine (disk full) is marked `fatal`, so the sweep stops.
 """
 
-import contextlib
-import datetime as dt
 import functools
 import importlib
-import threading
 import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -23,7 +20,9 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig
 
 from sweeplab.config import SweeplabError
-from sweeplab.sweep.study import HEARTBEAT, PRUNERS, build_from, open_storage
+from sweeplab.files import environment_fault
+from sweeplab.sweep.storage import open_storage
+from sweeplab.sweep.study import PRUNERS, build_from
 
 Reporter = Callable[[int, dict[str, float]], bool]
 _REPORTER: ContextVar[Reporter | None] = ContextVar("sweeplab_reporter", default=None)
@@ -44,7 +43,6 @@ class TrialJob:
     trial_id: int
     pruner: dict[str, Any]
     monitor: str | None  # the history column reported to the pruner; None: nothing to report
-    heartbeat_interval: float
     in_worker: bool = False  # a spawned process, which starts with none of Hydra's global state
 
 
@@ -53,6 +51,17 @@ class TrialOutcome:
     value: Any = None  # what the task function returned
     error: str | None = None
     traceback: str | None = None
+    fatal: bool = False  # a fault of the machine: every later trial would fail alike
+    worker_died: bool = False
+
+
+def _failed(err: BaseException) -> TrialOutcome:
+    fault = environment_fault(err)
+    if fault is not None:
+        return TrialOutcome(error=str(fault), fatal=True)
+    # the user's input (a missing data file, a bad value) needs its message, not a traceback
+    trace = None if isinstance(err, SweeplabError) else traceback.format_exc()
+    return TrialOutcome(error=f"{type(err).__name__}: {err}", traceback=trace)
 
 
 def run_trial(job: TrialJob) -> TrialOutcome:
@@ -61,10 +70,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         # name. (Hydra's Singleton.get_state() would carry them too, but its resolvers do not pickle.)
         setup_globals()
         JobRuntime.instance().set("name", job.config.hydra.job.name)
-    storage = open_storage_cached(job.storage_url)
-    heartbeat = Heartbeat(storage, job.trial_id, job.heartbeat_interval)
-    heartbeat.start()
-    token = _REPORTER.set(_reporter(job, storage) if job.monitor else None)
+    token = _REPORTER.set(_reporter(job, open_storage_cached(job.storage_url)) if job.monitor else None)
     try:
         ret = run_job(
             task_function=_outcome_of(resolve_task(job.task)),
@@ -73,10 +79,11 @@ def run_trial(job: TrialJob) -> TrialOutcome:
             job_subdir_key="hydra.sweep.subdir",
             hydra_context=job.hydra_context,
         )
+        return ret.return_value
+    except Exception as err:  # Hydra's own records of the job (its folder, .hydra/, the log file)
+        return _failed(err)
     finally:
         _REPORTER.reset(token)
-        heartbeat.stop()
-    return ret.return_value
 
 
 def _outcome_of(task: Callable) -> Callable[[DictConfig], TrialOutcome]:
@@ -87,9 +94,7 @@ def _outcome_of(task: Callable) -> Callable[[DictConfig], TrialOutcome]:
         try:
             return TrialOutcome(value=task(cfg))
         except Exception as err:
-            # the user's input (a missing data file, a bad value) needs its message, not a traceback
-            trace = None if isinstance(err, SweeplabError) else traceback.format_exc()
-            return TrialOutcome(error=f"{type(err).__name__}: {err}", traceback=trace)
+            return _failed(err)
 
     return run
 
@@ -121,28 +126,3 @@ def _reporter(job: TrialJob, storage: optuna.storages.BaseStorage) -> Reporter:
         return trial.should_prune()
 
     return report
-
-
-class Heartbeat:
-    """Stamps the trial every `interval` seconds from a background thread while the job runs."""
-
-    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, interval: float) -> None:
-        self.storage, self.trial_id, self.interval = storage, trial_id, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="sweeplab-heartbeat")
-
-    def start(self) -> None:
-        self._thread.start()  # until the first beat, the trial's start time says it is alive
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._beat()
-
-    def _beat(self) -> None:
-        # a finished trial takes no more stamps; a busy database gets the next one
-        with contextlib.suppress(Exception):
-            self.storage.set_trial_user_attr(self.trial_id, HEARTBEAT, dt.datetime.now().isoformat())

@@ -28,10 +28,17 @@ class SweeperSettings:
     # of the params; see sweeplab.sweep.setups
     setups: list[dict[str, Any]] = field(default_factory=list)
     ablation: bool = False  # setups after the first change only what they name, on top of the kept ones
-    max_retries: int = 1  # times the parameters of a trial left RUNNING by a dead process are tried again
-    max_failure_rate: float = 0.2  # above this share of failed trials in a run, the command exits 1
+    # times a trial whose process died (killed, out of memory) is queued again; it resumes from its last
+    # evaluation. Trials interrupted by SIGINT/SIGTERM are always queued again.
+    max_retries: int = 3
+    max_failures: int = 5  # failed trials in one run after which no more start (the command exits 1)
+    max_failure_rate: float = 0.2  # above this share of failed trials (of 10 or more), likewise
+    # resuming a study whose fixed values (anything but the searched keys) differ is refused unless true
+    accept_changes: bool = False
     heartbeat_interval: float = 10.0  # seconds between a running trial's signs of life
-    stale_after: float = 60.0  # seconds without one after which a RUNNING trial counts as dead
+    # seconds without one after which a trial of another host counts as dead (on this host, a trial
+    # whose process is gone is reclaimed at once)
+    stale_after: float = 60.0
     # how `sweeplab report --sweep NAME` shows the study: metrics {name: direction}, columns, headers,
     # ablation (mark changes from the first row); the sweeper itself does not use it
     report: dict[str, Any] = field(default_factory=dict)

@@ -1,60 +1,16 @@
-"""Opening a study: its storage, sampler and pruner, the check that a resumed study is the same
-study, trials left RUNNING by a dead process, and the budget shared by every process on the storage."""
+"""A study's sampler and pruner by name, and the check that a resumed study is the same study: the same
+search space, objectives and fixed values."""
 
-import datetime as dt
-import importlib.util
-import logging
-import os
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
 
 from sweeplab.config import ConfigError, SweeplabError
 from sweeplab.registry import Registry
 
-log = logging.getLogger(__name__)
-
 SAMPLERS: Registry = Registry("sampler")
 PRUNERS: Registry = Registry("pruner")
-HEARTBEAT = "heartbeat"  # trial user attribute: ISO time of the last sign of life of its process
-DONE = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def default_storage(study_name: str) -> str:
-    """`studies/<study_name>.db` under the folder the command runs in (or $SWEEPLAB_STUDIES_DIR)."""
-    folder = Path(os.environ.get("SWEEPLAB_STUDIES_DIR", "studies"))
-    return f"sqlite:///{folder / study_name}.db"
-
-
-def open_storage(url: str) -> BaseStorage:
-    """An Optuna storage from a URL: any SQLAlchemy URL (sqlite, postgresql, mysql), or
-    `journal:///path/to/file.log` for Optuna's journal file."""
-    if url.startswith("journal://"):
-        path = Path(url.removeprefix("journal://"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
-    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None:
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")  # the driver of sweeplab[postgres]
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    # SQLite serialises writers: wait for the lock instead of failing when workers write at once.
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        storage = RDBStorage(url, engine_kwargs=engine)
-    except Exception as err:
-        raise SweeplabError(f"hydra.sweeper.storage: cannot open {url}: {err}") from err
-    if url.startswith("sqlite"):
-        # Write-ahead logging: workers' heartbeats and reports no longer wait behind readers. The mode
-        # is stored in the database file, so every process opening it gets it.
-        with storage.engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
-    return storage
-
 
 # Names to Optuna's own classes; the rest of a `sampler` / `pruner` node is passed to them as it is.
 for _name, _sampler in {
@@ -93,25 +49,37 @@ def build_from(registry: Registry, node: Mapping[str, Any], field: str, **contex
         raise ConfigError(field, f"{name}: {err}") from err
 
 
-def check_same_study(study: optuna.Study, signature: Mapping[str, Any], storage_url: str) -> None:
-    """A resumed study must have the search space and objectives it was created with."""
+def check_same_study(
+    study: optuna.Study, signature: Mapping[str, Any], where: str, accept_changes: bool = False
+) -> str:
+    """A resumed study must have the search space, objectives and fixed values it was created with.
+    Changed fixed values are accepted with `accept_changes` (and stored): returns what changed."""
+    name = study.study_name
     stored = study.user_attrs.get("sweeplab")
     if stored is None:
-        if study.trials:
-            raise SweeplabError(
-                f"study {study.study_name!r} in {storage_url} was not created by sweeplab; "
-                "choose another hydra.sweeper.study_name"
-            )
         study.set_user_attr("sweeplab", dict(signature))
-        return
+        return ""
     for part in ("objectives", "space"):
         if stored[part] != signature[part]:
             raise SweeplabError(
-                f"study {study.study_name!r} in {storage_url} has another {part}: "
+                f"study {name!r} in {where} has another {part}: "
                 f"{_differences(stored[part], signature[part])}. Resume it with the {part} it was created "
                 "with, or start a new study with hydra.sweeper.study_name=NEW_NAME "
                 "(nothing stored was changed)."
             )
+    # studies made before fixed values were recorded take the current ones
+    before = stored.get("fixed", signature["fixed"])
+    changed = _differences(before, signature["fixed"]) if before != signature["fixed"] else ""
+    if changed and not accept_changes:
+        raise SweeplabError(
+            f"study {name!r} in {where} was run with other fixed values: {changed}. Its trials would not "
+            "be comparable. Resume it with the values it was run with, start a new study with "
+            "hydra.sweeper.study_name=NEW_NAME, or accept the change knowingly with "
+            "hydra.sweeper.accept_changes=true (nothing stored was changed)."
+        )
+    if "fixed" not in stored or changed:
+        study.set_user_attr("sweeplab", {**stored, "fixed": signature["fixed"]})
+    return changed
 
 
 def _differences(stored: Mapping[str, Any], asked: Mapping[str, Any]) -> str:
@@ -123,40 +91,3 @@ def _differences(stored: Mapping[str, Any], asked: Mapping[str, Any]) -> str:
     if list(stored) != list(asked) and not lines:
         lines.append(f"the order differs (stored: {', '.join(stored)})")
     return "; ".join(lines)
-
-
-def fail_stale_trials(study: optuna.Study, stale_after: float, max_retries: int) -> list[int]:
-    """Mark FAIL the RUNNING trials whose process has shown no sign of life for `stale_after` seconds,
-    and enqueue their parameters again while they have been retried fewer than `max_retries` times."""
-    now = dt.datetime.now()
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        beat = trial.user_attrs.get(HEARTBEAT)
-        last = dt.datetime.fromisoformat(beat) if beat else trial.datetime_start
-        if last is None or (now - last).total_seconds() < stale_after:
-            continue
-        try:
-            study._storage.set_trial_user_attr(
-                trial._trial_id, "error", "its process stopped (stale heartbeat)"
-            )
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
-            continue  # another controller got there first
-        failed.append(trial.number)
-        retries = trial.user_attrs.get("retries", 0)
-        if retries < max_retries:
-            study.enqueue_trial(trial.params, user_attrs={"retries": retries + 1, "retry_of": trial.number})
-            log.warning(
-                "trial %d was left running by a stopped process: marked FAIL, queued again", trial.number
-            )
-        else:
-            log.warning(
-                "trial %d was left running by a stopped process: marked FAIL (%d retries used)",
-                trial.number,
-                retries,
-            )
-    return failed
-
-
-def count(study: optuna.Study, states: Sequence[TrialState]) -> int:
-    return len(study.get_trials(deepcopy=False, states=tuple(states)))

@@ -36,3 +36,21 @@ def with_values(base: DictConfig, values: list[str]) -> DictConfig:
             exclude_keys=naming.exclude_keys,
         )
     return config
+
+
+def fixed_values(config: DictConfig, searched: set[str], machine_keys: tuple[str, ...]) -> dict[str, Any]:
+    """The config's values that every trial of a study shares (dotted key -> value): all but Hydra's
+    node, the searched keys (a searched config group: its whole node) and the keys of the machine."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if prefix in searched or prefix in machine_keys:
+            return
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            flat[prefix] = node
+
+    walk({k: plain(config[k]) for k in config if k != "hydra"}, "")
+    return flat

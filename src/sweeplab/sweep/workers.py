@@ -1,35 +1,152 @@
-"""The pool of worker processes that run trials when `n_jobs > 1`.
+"""Where trials run: in the controller's own process (`n_jobs: 1`), or in a pool of worker processes.
 
-Workers are spawned, not forked: a fork would copy the controller's threads and any CUDA state. Each
-worker gets an equal share of the CPU threads and, when there are GPUs, one of them (round-robin), so
-`n_jobs` trials share the machine instead of oversubscribing it.
+Workers are spawned, not forked: a fork would copy the controller's threads and any CUDA state. Each has
+its own pipe, so a worker that dies (killed for memory, say) fails only its own trial, and a new worker
+takes its place. Workers ignore Ctrl-C (the controller decides what an interrupt means) and die with the
+controller, so no worker outlives the command. Each gets an equal share of the CPU threads and, when
+there are GPUs, one of them (round-robin), so `n_jobs` trials share the machine instead of
+oversubscribing it.
 """
 
+import ctypes
 import multiprocessing as mp
 import os
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import sys
+import threading
+import time
+from collections.abc import Hashable
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from sweeplab.sweep.job import TrialJob, TrialOutcome, run_trial
+
+PR_SET_PDEATHSIG = 1
 
 
-def start_workers(n_jobs: int) -> ProcessPoolExecutor:
-    import torch  # the controller only asks how many GPUs there are; it never initialises CUDA
+class InlineRunner:
+    """`n_jobs: 1`: each trial runs in this process as it is submitted."""
 
-    context = mp.get_context("spawn")
-    slots = context.Queue()
-    for slot in range(n_jobs * 64):  # a replacement worker (after a crash) takes the next slot
-        slots.put(slot)
-    threads = max(1, (os.cpu_count() or 1) // n_jobs)
-    return ProcessPoolExecutor(
-        n_jobs,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(threads, torch.cuda.device_count(), slots),
-    )
+    def __init__(self) -> None:
+        self._done: list[tuple[Hashable, TrialOutcome]] = []
+
+    def free(self) -> int:
+        return 0 if self._done else 1
+
+    def submit(self, key: Hashable, job: TrialJob) -> None:
+        self._done.append((key, run_trial(job)))
+
+    def wait(self, timeout: float) -> list[tuple[Hashable, TrialOutcome]]:
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> None:
+        pass
 
 
-def _init_worker(threads: int, gpus: int, slots) -> None:
-    slot = slots.get()
-    if gpus:  # before the first CUDA call, so the trial's "cuda" is this worker's GPU
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+class WorkerPool:
+    def __init__(self, n_jobs: int) -> None:
+        import torch  # the controller only asks how many GPUs there are; it never initialises CUDA
+
+        self.threads = max(1, (os.cpu_count() or 1) // n_jobs)
+        self.gpus = torch.cuda.device_count()
+        self.context = mp.get_context("spawn")
+        self.workers = [self._start(slot) for slot in range(n_jobs)]
+        self.busy: dict[int, Hashable] = {}  # slot -> key of the trial it runs
+
+    def _start(self, slot: int) -> tuple[mp.Process, Connection]:
+        ours, theirs = self.context.Pipe()
+        gpu = str(slot % self.gpus) if self.gpus else None
+        process = self.context.Process(
+            target=_serve, args=(theirs, self.threads, gpu, os.getpid()), name=f"trial-worker-{slot}"
+        )
+        process.start()
+        theirs.close()
+        return process, ours
+
+    def free(self) -> int:
+        return len(self.workers) - len(self.busy)
+
+    def submit(self, key: Hashable, job: TrialJob) -> None:
+        slot = next(s for s in range(len(self.workers)) if s not in self.busy)
+        self.workers[slot][1].send(job)
+        self.busy[slot] = key
+
+    def wait(self, timeout: float) -> list[tuple[Hashable, TrialOutcome]]:
+        """The trials that ended within `timeout` seconds, with their outcomes; a worker that died gives
+        its trial an error outcome and is replaced."""
+        handles = {}
+        for slot in self.busy:
+            process, conn = self.workers[slot]
+            handles[conn] = handles[process.sentinel] = slot
+        done = []
+        for slot in {handles[h] for h in wait(list(handles), timeout)}:
+            process, conn = self.workers[slot]
+            outcome = None
+            if conn.poll():
+                try:
+                    outcome = conn.recv()
+                except (EOFError, OSError):
+                    outcome = None
+            if outcome is None:
+                process.join(5)
+                outcome = TrialOutcome(error=_death(process.exitcode), worker_died=True)
+                conn.close()
+                self.workers[slot] = self._start(slot)
+            done.append((self.busy.pop(slot), outcome))
+        return done
+
+    def close(self) -> None:
+        """Stop every worker: SIGTERM, then SIGKILL for one that has not ended in 5 seconds."""
+        for process, conn in self.workers:
+            conn.close()
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + 5
+        for process, _ in self.workers:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        why = " (out of memory?)" if exitcode == -signal.SIGKILL else ""
+        return f"its worker process was killed by {name}{why}"
+    return f"its worker process exited with code {exitcode}"
+
+
+def _serve(conn: Connection, threads: int, gpu: str | None, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # exit through Python's own shutdown, which releases what the trial held (tqdm's lock, say)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    _die_with(parent)
+    if gpu is not None:  # before the first CUDA call, so the trial's "cuda" is this worker's GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     import torch
 
     torch.set_num_threads(threads)
+    while True:
+        try:
+            job: Any = conn.recv()
+        except (EOFError, OSError):
+            return  # the controller closed the pipe
+        conn.send(run_trial(job))
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the controller ends, however it ends (even by SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the controller died before the line above took effect
+        os._exit(1)

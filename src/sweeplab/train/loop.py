@@ -22,6 +22,7 @@ from sweeplab.optim import Schedule, build_optimizer, build_schedule
 from sweeplab.train.evaluate import Evaluation, evaluate
 from sweeplab.train.options import TrainerOptions, describe_budget
 from sweeplab.train.records import RunRecorder
+from sweeplab.train.resume import loop_state, restore
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,9 @@ def build_trial(cfg: DictConfig) -> Trial:
 
 def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outcome:
     """The training loop: batches by index from a per-epoch permutation, an evaluation every
-    `eval_every` steps (the only place it waits for the device), early stop on NaN or by the reporter."""
+    `eval_every` steps (the only place it waits for the device), early stop on NaN or by the reporter.
+    At each evaluation it saves what it needs to carry on from there; a run whose folder holds such a
+    checkpoint of the same config resumes from it and ends with the numbers it would have had."""
     opts, data, model, device = trial.opts, trial.data, trial.model, trial.device
     scaler = torch.amp.GradScaler(device.type, enabled=opts.autocast_dtype() is torch.float16)
     n, batch = len(data.y_train), opts.batch_size
@@ -177,18 +180,29 @@ def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outco
     order, pos = torch.randperm(n, device=device, generator=generator), 0
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    since_eval = 0
+    since_eval, first, elapsed_before = 0, 1, 0.0
     outcome = Outcome(status="completed", steps=0, seconds=0.0)
+    resume = recorder.resume_state()
+    recorder.start_history()
+    if resume is not None:
+        order, pos = restore(trial, scaler, generator, outcome, resume)
+        first, elapsed_before = resume["step"] + 1, resume["elapsed"]
+        log.info("resuming from step %d (%s)", resume["step"], recorder.output_dir)
+        for row in recorder.history:  # the new trial in the study gets the values measured so far
+            if reporter is not None and reporter(int(row["step"]), row):
+                outcome.status, outcome.seconds = "pruned", elapsed_before
+                return outcome
     bar = tqdm(
         total=trial.total_steps,
+        initial=first - 1,
         unit="step",
         disable=None if opts.progress else True,
         dynamic_ncols=True,
         leave=False,
     )
-    started = time.perf_counter()
+    started = time.perf_counter() - elapsed_before
     model.train()
-    for step in range(1, trial.total_steps + 1):
+    for step in range(first, trial.total_steps + 1):
         if pos + batch > n:  # a new epoch: a fresh permutation, the partial batch dropped
             order, pos = torch.randperm(n, device=device, generator=generator), 0
         idx = order[pos : pos + batch]
@@ -237,6 +251,8 @@ def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outco
         if reporter is not None and reporter(step, row):
             outcome.status = "pruned"
             break
+        if step < trial.total_steps:
+            recorder.save_resume(loop_state(trial, scaler, generator, outcome, order, pos, row))
     bar.close()
     outcome.seconds = time.perf_counter() - started
     return outcome

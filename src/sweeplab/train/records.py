@@ -1,8 +1,17 @@
-"""What a run leaves in its output folder: the resolved config, the metric history, a summary and the
-best checkpoint. The history is flushed row by row, so a run that dies keeps what it measured."""
+"""What a run leaves in its output folder: the resolved config, the metric history, a summary, the best
+checkpoint, and while it runs a resume checkpoint.
+
+Records are written to a temporary name and renamed (`sweeplab.files`), so a crash or a full disk never
+leaves half a file. The history is appended row by row, so a run that dies keeps what it measured; the
+resume checkpoint (`resume.pt`, written at every evaluation) holds everything the loop needs to carry on
+from that evaluation with the same numbers, and is removed when the run ends.
+"""
 
 import csv
+import hashlib
+import io
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -10,7 +19,26 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from sweeplab.config import MACHINE_KEYS
+from sweeplab.files import environment_fault, save_torch_atomic, write_atomic
+
+log = logging.getLogger(__name__)
+
 HISTORY_FIELDS = ["step", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "elapsed_s"]
+RESUME = "resume.pt"
+
+
+def fingerprint(cfg: DictConfig) -> str:
+    """What a resume checkpoint must match: the resolved config, less the machine's keys."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    for key in MACHINE_KEYS:
+        *parents, leaf = key.split(".")
+        node = plain
+        for part in parents:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class RunRecorder:
@@ -19,32 +47,73 @@ class RunRecorder:
     def __init__(self, output_dir: Path | None, cfg: DictConfig) -> None:
         self.output_dir = output_dir
         self.history: list[dict[str, float]] = []
-        self._writer = None
+        self.fingerprint = fingerprint(cfg)
+        self._file: io.TextIOWrapper | None = None
         if output_dir is not None:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-            self._file = (output_dir / "history.csv").open("w", newline="")
-            self._writer = csv.DictWriter(self._file, fieldnames=HISTORY_FIELDS)
-            self._writer.writeheader()
+            self._guard(lambda: output_dir.mkdir(parents=True, exist_ok=True), output_dir)
+            write_atomic(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+    def resume_state(self) -> dict[str, Any] | None:
+        """The resume checkpoint of an interrupted run of this same config in this folder, if any; the
+        history is set back to the rows it holds."""
+        path = self.output_dir / RESUME if self.output_dir else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # written atomically, so only a foreign or damaged file gets here
+            log.warning("ignoring %s, which cannot be read (%s): starting from step 0", path, err)
+            return None
+        if state.get("fingerprint") != self.fingerprint:
+            log.warning("ignoring %s, made with another config: starting from step 0", path)
+            return None
+        self.history = list(state["history"])
+        return state
+
+    def start_history(self) -> None:
+        if self.output_dir is None:
+            return
+        path = self.output_dir / "history.csv"
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(self.history)  # the rows a resumed run carries on from
+        write_atomic(path, buffer.getvalue())
+        self._file = self._guard(lambda: path.open("a", newline=""), path)
 
     def log(self, row: dict[str, float]) -> None:
         self.history.append(row)
-        if self._writer is not None:
-            self._writer.writerow(row)
-            self._file.flush()
+        if self._file is not None:
+            file = self._file
+            self._guard(lambda: (csv.DictWriter(file, fieldnames=HISTORY_FIELDS).writerow(row), file.flush()))
+
+    def save_resume(self, state: dict[str, Any]) -> None:
+        if self.output_dir is not None:
+            save_torch_atomic(
+                {**state, "fingerprint": self.fingerprint, "history": self.history}, self.output_dir / RESUME
+            )
 
     def save_checkpoint(self, state: dict[str, Any]) -> Path | None:
         if self.output_dir is None:
             return None
-        path = self.output_dir / "best.pt"
-        torch.save(state, path)
-        return path
+        return save_torch_atomic(state, self.output_dir / "best.pt")
 
     def finish(self, summary: dict[str, Any]) -> None:
         if self.output_dir is None:
             return
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         clean = {
             k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()
         }
-        (self.output_dir / "summary.json").write_text(json.dumps(clean, indent=2) + "\n")
+        write_atomic(self.output_dir / "summary.json", json.dumps(clean, indent=2) + "\n")
+        (self.output_dir / RESUME).unlink(missing_ok=True)  # the run is over: nothing to resume
+
+    def _guard(self, action, path: Path | None = None):
+        try:
+            return action()
+        except OSError as err:
+            fault = environment_fault(err, path or self.output_dir / "history.csv")  # type: ignore[operator]
+            if fault is not None:
+                raise fault from err
+            raise

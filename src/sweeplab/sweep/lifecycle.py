@@ -1,0 +1,285 @@
+"""The life of a study's trials in a storage shared by any number of processes and machines.
+
+    open     create the study once, or load it and check it is the same study; queue its plan once
+    claim    ask Optuna for the next trial within the budget, stamped with its owner (this process)
+    beat     a background thread stamps this process's running trials every `heartbeat_interval`
+    reclaim  a RUNNING trial whose owner is gone (this host: at once; another host: silent for
+             `stale_after` seconds) is marked FAIL and queued again, to resume from its checkpoint
+    finish   COMPLETE, PRUNED or FAIL; an interrupted trial is queued again
+
+Opening, queueing and claiming happen under the study's lock (`storage.study_lock`), one process at a
+time, so 8 processes starting together create one study, queue its plan once, never run a queued trial
+twice and stop together at `n_trials`.
+"""
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from sweeplab.config import SweeplabError
+from sweeplab.sweep.owner import Owner, this_process
+from sweeplab.sweep.storage import masked, open_storage, study_lock
+from sweeplab.sweep.study import PRUNERS, SAMPLERS, build_from, check_same_study
+
+log = logging.getLogger("sweeplab.sweep")
+
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+LIVE = (*DONE, TrialState.RUNNING, TrialState.WAITING)
+OWNER, HEARTBEAT = "owner", "heartbeat"  # trial user attributes
+
+
+@dataclass
+class StudySpec:
+    """What a study is (compared on resume) and how its trials are run."""
+
+    name: str
+    storage_url: str
+    directions: list[str]
+    signature: dict[str, Any]  # {"space": ..., "objectives": ..., "fixed": ...}
+    n_trials: int
+    plan: list[dict[str, Any]] = field(default_factory=list)  # planned trials, in order
+    enqueue: list[dict[str, Any]] = field(default_factory=list)  # the user's trials to run first
+    sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe"})
+    sampler_context: dict[str, Any] = field(default_factory=dict)  # e.g. a grid's search_space
+    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+    command: str = ""
+    accept_changes: bool = False
+    max_retries: int = 3
+    heartbeat_interval: float = 10.0
+    stale_after: float = 60.0
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """A trial running in another process."""
+
+    number: int
+    owner: str
+    silent_for: float  # seconds since its last heartbeat
+
+
+class SharedStudy:
+    def __init__(self, spec: StudySpec) -> None:
+        self.spec = spec
+        self.url = spec.storage_url
+        self.mine: dict[int, Trial] = {}  # trial id -> this process's running trials
+        self._beating = threading.Event()
+        self._heart: threading.Thread | None = None
+        storage = open_storage(self.url)
+        with self.locked():
+            self.study = optuna.create_study(
+                storage=storage,
+                study_name=spec.name,
+                sampler=self._sampler(spec.sampler.get("seed")),
+                pruner=build_from(PRUNERS, spec.pruner, "hydra.sweeper.pruner"),
+                directions=spec.directions,
+                load_if_exists=True,
+            )
+            self.id = self._check_identity()
+            self._queue(spec.enqueue + spec.plan)
+            self.reclaim()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        with study_lock(self.url, self.spec.name):
+            yield
+
+    # --- open -------------------------------------------------------------------------------------
+
+    def _check_identity(self) -> str:
+        study, spec = self.study, self.spec
+        attrs = study.user_attrs
+        if "sweeplab" not in attrs and study.trials:
+            raise SweeplabError(
+                f"study {spec.name!r} in {masked(self.url)} was not created by sweeplab; "
+                "choose another hydra.sweeper.study_name"
+            )
+        changed = check_same_study(study, spec.signature, masked(self.url), spec.accept_changes)
+        if changed:
+            log.warning("study %r: fixed values changed, accepted (accept_changes): %s", spec.name, changed)
+        if "sweeplab_id" not in attrs:  # names the study in its trials' folders
+            study.set_user_attr("sweeplab_id", uuid.uuid4().hex)
+        commands = attrs.get("commands", [])
+        if spec.command and spec.command not in commands:  # the report shows how the study was made
+            study.set_user_attr("commands", [*commands, spec.command])
+        return study.user_attrs["sweeplab_id"]
+
+    def _queue(self, wanted: Sequence[Mapping[str, Any]]) -> None:
+        """Queue each planned trial that has not run and is not under way: a rerun carries on, and tries
+        again the planned trials that failed. Under the lock, so the plan is queued once."""
+        taken = [_fixed_params(t) for t in self.study.get_trials(deepcopy=False, states=LIVE)]
+        for params in wanted:
+            if params in taken:
+                taken.remove(params)  # a plan may hold the same configuration twice on purpose
+            else:
+                self.study.enqueue_trial(dict(params))
+
+    # --- budget -----------------------------------------------------------------------------------
+
+    def count(self, *states: TrialState) -> int:
+        return len(self.study.get_trials(deepcopy=False, states=states))
+
+    def to_start(self) -> int:
+        """Trials still to start: every process on this storage counts the same stored trials."""
+        return self.spec.n_trials - self.count(*DONE, TrialState.RUNNING)
+
+    def exhausted(self) -> bool:
+        if self.spec.plan and not self.count(TrialState.WAITING):
+            return True  # every planned trial has been taken
+        sampler = self.study.sampler
+        if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(self.study):
+            return True
+        return bool(self.study.user_attrs.get("sampler_exhausted"))
+
+    # --- claim and heartbeat ----------------------------------------------------------------------
+
+    def claim(self) -> Trial | None:
+        """The next trial for this process, or None when the budget is taken or nothing is left."""
+        with self.locked():
+            self.reclaim()
+            if self.to_start() <= 0 or self.exhausted():
+                return None
+            seed = self.spec.sampler.get("seed")
+            if seed is not None:  # a seed of its own per trial: no process or rerun repeats a draw
+                self.study.sampler = self._sampler(zlib.crc32(f"{seed}:{len(self.study.trials)}".encode()))
+            trial = self.study.ask()
+            trial.set_user_attr(OWNER, this_process().record())
+            trial.set_user_attr(HEARTBEAT, time.time())
+        self.mine[trial._trial_id] = trial
+        self._start_heartbeat()
+        return trial
+
+    def _sampler(self, seed: int | None) -> optuna.samplers.BaseSampler:
+        node = {**self.spec.sampler, "seed": seed}
+        return build_from(SAMPLERS, node, "hydra.sweeper.sampler", **self.spec.sampler_context)
+
+    def _start_heartbeat(self) -> None:
+        if self._heart is None:
+            self._heart = threading.Thread(target=self._beat, daemon=True, name="sweeplab-heartbeat")
+            self._heart.start()
+
+    def _beat(self) -> None:
+        storage = self.study._storage
+        while not self._beating.wait(self.spec.heartbeat_interval):
+            for trial_id in list(self.mine):
+                # a finished trial takes no more stamps; a busy database gets the next one
+                with contextlib.suppress(Exception):
+                    storage.set_trial_user_attr(trial_id, HEARTBEAT, time.time())
+
+    def close(self) -> None:
+        self._beating.set()
+        if self._heart is not None:
+            self._heart.join()
+
+    # --- reclaim ----------------------------------------------------------------------------------
+
+    def reclaim(self) -> list[int]:
+        """Mark FAIL and queue again the RUNNING trials whose owner is gone. Call under the lock."""
+        reclaimed = []
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial._trial_id in self.mine:
+                continue
+            reason = self._gone(trial)
+            if reason is not None:
+                self._end(trial, reason, requeue=True, counts_as_retry=True)
+                reclaimed.append(trial.number)
+        return reclaimed
+
+    def _gone(self, trial: FrozenTrial) -> str | None:
+        owner = Owner.from_record(trial.user_attrs.get(OWNER))
+        alive = owner.is_alive() if owner else None
+        if alive is False:
+            return f"its process ({owner.describe()}) is gone"  # type: ignore[union-attr]
+        silent = time.time() - _last_sign(trial)
+        if alive is None and silent > self.spec.stale_after:
+            where = owner.describe() if owner else "its process"
+            return f"no heartbeat from {where} for {silent:.0f} s (stale_after {self.spec.stale_after:g} s)"
+        return None
+
+    def elsewhere(self) -> list[Elsewhere]:
+        """The trials other processes are running."""
+        return [
+            Elsewhere(t.number, _owner_text(t), time.time() - _last_sign(t))
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t._trial_id not in self.mine
+        ]
+
+    # --- finish -----------------------------------------------------------------------------------
+
+    def complete(self, trial: Trial, values: list[float]) -> None:
+        self._tell(trial, values=values)
+
+    def prune(self, trial: Trial) -> None:
+        self._tell(trial, state=TrialState.PRUNED)
+
+    def fail(self, trial: Trial, error: str, requeue: bool = False, counts_as_retry: bool = False) -> None:
+        """FAIL with `error`. `requeue`: run it again, resuming from its last evaluation (it was
+        interrupted; `counts_as_retry` when it may be at fault, as a worker killed for memory)."""
+        with self.locked():
+            frozen = self.study._storage.get_trial(trial._trial_id)
+            self._end(frozen, error, requeue=requeue, counts_as_retry=counts_as_retry)
+        self.mine.pop(trial._trial_id, None)
+
+    def _end(self, trial: FrozenTrial, error: str, requeue: bool, counts_as_retry: bool) -> None:
+        storage = self.study._storage
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "error", error)
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            return  # it finished meanwhile
+        params = _fixed_params(trial)
+        retries = trial.user_attrs.get("retries", 0) + counts_as_retry
+        if not requeue or not params:
+            return
+        if retries > self.spec.max_retries:
+            log.warning("trial %d: %s; not queued again (%d retries used)", trial.number, error, retries - 1)
+            return
+        attrs = {"retry_of": trial.number, "retries": retries}
+        if trial.user_attrs.get("output_dir"):  # its retry carries on in the same folder
+            attrs["resume_dir"] = trial.user_attrs["output_dir"]
+        self.study.enqueue_trial(params, user_attrs=attrs)
+        log.warning("trial %d: %s; marked FAIL and queued again", trial.number, error)
+
+    def _tell(self, trial: Trial, **kwargs: Any) -> None:
+        self.mine.pop(trial._trial_id, None)
+        try:
+            self.study.tell(trial, **kwargs)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            log.warning(
+                "trial %d was reclaimed by another process while it ran (its heartbeat looked stale): "
+                "its result stays in its folder, not in the study",
+                trial.number,
+            )
+        except RuntimeError as err:
+            # The grid and brute-force samplers call `study.stop()` once every point is taken, which
+            # raises outside `optimize` (the result is stored before that): remember the study is done.
+            if "Study.stop" not in str(err):
+                raise
+            self.study.set_user_attr("sampler_exhausted", True)
+
+
+def _fixed_params(trial: FrozenTrial) -> dict[str, Any]:
+    """The values a trial was queued with, else the ones it was given."""
+    return dict(trial.system_attrs.get("fixed_params") or trial.params)
+
+
+def _last_sign(trial: FrozenTrial) -> float:
+    beat = trial.user_attrs.get(HEARTBEAT)
+    if isinstance(beat, int | float):
+        return float(beat)
+    start = trial.datetime_start
+    return start.timestamp() if start else time.time()
+
+
+def _owner_text(trial: FrozenTrial) -> str:
+    owner = Owner.from_record(trial.user_attrs.get(OWNER))
+    return owner.describe() if owner else "an unknown process"

@@ -1,0 +1,132 @@
+"""From the sweeper's settings and the command line to what the controller runs: the study's spec
+(space, objectives, fixed values, plan, budget), the trial composer, the objectives and the metric the
+pruner watches. Everything here is checked before the study is touched."""
+
+import math
+import shlex
+from dataclasses import dataclass
+
+from hydra.types import HydraContext
+from omegaconf import DictConfig
+from optuna.distributions import CategoricalDistribution
+
+from sweeplab.config import MACHINE_KEYS, ConfigError
+from sweeplab.sweep.composer import TrialComposer
+from sweeplab.sweep.lifecycle import StudySpec
+from sweeplab.sweep.settings import SweeperSettings
+from sweeplab.sweep.setups import Setup, expand_setups, plan_trials
+from sweeplab.sweep.space import Param, as_scalar, parse_params, space_signature, split_overrides
+from sweeplab.sweep.storage import absolute, default_storage
+from sweeplab.sweep.trial_config import fixed_values
+
+HISTORY_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
+
+
+@dataclass
+class SweepPlan:
+    spec: StudySpec
+    composer: TrialComposer
+    objectives: dict[str, str]  # metric -> direction, in the order given
+    monitor: str | None  # the metric reported to the pruner
+
+
+def plan_sweep(
+    s: SweeperSettings, hydra_context: HydraContext, config: DictConfig, arguments: list[str]
+) -> SweepPlan:
+    for name, value in (("n_trials", s.n_trials), ("n_jobs", s.n_jobs), ("max_failures", s.max_failures)):
+        if value is not None and value < 1:
+            raise ConfigError(f"hydra.sweeper.{name}", f"must be at least 1, got {value}")
+    cli_sweeps, fixed = split_overrides(arguments)
+    loader = hydra_context.config_loader
+    expressions = {**s.params, **cli_sweeps}  # the command line wins over the sweep file
+    setups = {setup.label: setup for setup in expand_setups(s.setups, s.ablation)}
+    set_keys = {key for setup in setups.values() for key in setup.overrides}
+    groups = {k for k in [*expressions, *set_keys] if "." not in k and loader.get_group_options(k)}
+    params = parse_params(expressions, groups)
+    if setups:
+        both = sorted(set_keys & set(params))
+        if both:
+            raise ConfigError("hydra.sweeper.setups", f"{', '.join(both)}: set by setups and params both")
+        params = {"setup": Param("setup", CategoricalDistribution(list(setups))), **params}
+    composer = TrialComposer(hydra_context, config, fixed, groups, params, setups)
+    objectives = _objectives(s)
+    spec = _spec(s, config, composer, objectives, params, setups, set_keys, fixed)
+    return SweepPlan(spec, composer, objectives, _monitor(s, objectives))
+
+
+def _spec(
+    s: SweeperSettings,
+    config: DictConfig,
+    composer: TrialComposer,
+    objectives: dict[str, str],
+    params: dict[str, Param],
+    setups: dict[str, Setup],
+    set_keys: set[str],
+    fixed: list[str],
+) -> StudySpec:
+    plan = [{k: as_scalar(v) for k, v in p.items()} for p in plan_trials(setups, params)]
+    context = {}
+    grid_size = 0
+    if s.sampler.get("name") in ("grid", "bruteforce"):
+        grid = {key: p.grid_values() for key, p in params.items()}  # raises for continuous ones
+        if s.sampler["name"] == "grid":
+            context, grid_size = {"search_space": grid}, math.prod(len(v) for v in grid.values())
+    space = space_signature(params)
+    if setups:  # a setup's contents are part of the space
+        space["setup"] = "; ".join(
+            f"{label}: {' '.join(f'{k}={v}' for k, v in setup.overrides.items())}"
+            for label, setup in setups.items()
+        )
+    base = composer.composed(tuple(fixed))
+    overrides = [*config.hydra.overrides.hydra, *config.hydra.overrides.task]
+    return StudySpec(
+        name=s.study_name,
+        storage_url=absolute(s.storage or default_storage(s.study_name)),
+        directions=list(objectives.values()),
+        signature={
+            "space": space,
+            "objectives": objectives,
+            "fixed": fixed_values(base, {*params, *set_keys}, MACHINE_KEYS),
+        },
+        n_trials=s.n_trials or len(plan) or grid_size or 20,
+        plan=plan,
+        enqueue=[{k: as_scalar(v) for k, v in p.items()} for p in s.enqueue],
+        sampler=dict(s.sampler),
+        sampler_context=context,
+        pruner=dict(s.pruner),
+        command=shlex.join(["sweeplab", "train", "-m", *overrides]),
+        accept_changes=s.accept_changes,
+        max_retries=s.max_retries,
+        heartbeat_interval=s.heartbeat_interval,
+        stale_after=s.stale_after,
+    )
+
+
+def _objectives(s: SweeperSettings) -> dict[str, str]:
+    metrics, directions = list(s.objectives), list(s.directions)
+    if not metrics or len(metrics) != len(directions) or len(set(metrics)) != len(metrics):
+        raise ConfigError(
+            "hydra.sweeper.objectives",
+            f"name distinct metrics, one direction each; got objectives={metrics}, directions={directions}",
+        )
+    for direction in directions:
+        if direction not in ("maximize", "minimize"):
+            raise ConfigError("hydra.sweeper.directions", f"each is maximize or minimize, got {direction!r}")
+    return dict(zip(metrics, directions, strict=True))
+
+
+def _monitor(s: SweeperSettings, objectives: dict[str, str]) -> str | None:
+    if s.pruner.get("name", "none") == "none":
+        return None
+    first = next(iter(objectives))
+    if len(objectives) > 1:
+        raise ConfigError(
+            "hydra.sweeper.pruner", "Optuna prunes single-objective studies only; use pruner none"
+        )
+    if first not in HISTORY_METRICS:
+        raise ConfigError(
+            "hydra.sweeper.pruner",
+            f"pruning needs an objective measured during training ({', '.join(HISTORY_METRICS)}), "
+            f"not {first!r}",
+        )
+    return first

@@ -1,0 +1,59 @@
+"""The resume checkpoint's contents: everything the training loop carries from one evaluation to the
+next (model, optimizer, scheduler, gradient scaler, the data order and every random number generator),
+so that a run resumed from an evaluation ends with the numbers it would have had uninterrupted."""
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from sweeplab.train.loop import Outcome, Trial
+
+
+def loop_state(
+    trial: "Trial",
+    scaler: torch.amp.GradScaler,
+    generator: torch.Generator,
+    outcome: "Outcome",
+    order: torch.Tensor,
+    pos: int,
+    row: dict[str, float],
+) -> dict[str, Any]:
+    """Everything the loop carries from one evaluation to the next, random number generators included."""
+    return {
+        "step": outcome.steps,
+        "elapsed": row["elapsed_s"],
+        "model": trial.model.state_dict(),
+        "optimizer": trial.optimizer.state_dict(),
+        "scheduler": trial.schedule.scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "generator": generator.get_state(),
+        "order": order,
+        "pos": pos,
+        "cpu_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if trial.device.type == "cuda" else None,
+        "best": (outcome.best_val_acc, outcome.best_step, outcome.best_state),
+    }
+
+
+def restore(
+    trial: "Trial",
+    scaler: torch.amp.GradScaler,
+    generator: torch.Generator,
+    outcome: "Outcome",
+    state: dict[str, Any],
+) -> tuple[torch.Tensor, int]:
+    device = trial.device
+    trial.model.load_state_dict(state["model"])
+    trial.optimizer.load_state_dict(state["optimizer"])
+    trial.schedule.scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["cpu_rng"])
+    if state["cuda_rng"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    best_val_acc, best_step, best_state = state["best"]
+    outcome.best_val_acc, outcome.best_step, outcome.steps = best_val_acc, best_step, state["step"]
+    if best_state is not None:
+        outcome.best_state = {k: v.to(device) for k, v in best_state.items()}
+    return state["order"].to(device), state["pos"]
