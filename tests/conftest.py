@@ -54,14 +54,14 @@ def sweeplab(tmp_path: Path, data_dir: Path) -> Callable[..., Any]:
     """Run the installed `sweeplab` command in `tmp_path` (its outputs and studies land there); its
     stdout and stderr are read together as `.stdout`. `background=True` returns the Popen."""
 
-    def run(*args: str, background: bool = False, timeout: float = 600) -> Any:
+    def run(*args: str, background: bool = False, new_group: bool = False, timeout: float = 600) -> Any:
         env = dict(
             os.environ, SWEEPLAB_DATA_DIR=str(data_dir), SWEEPLAB_STUDIES_DIR=str(tmp_path / "studies")
         )
         command = [str(Path(sys.executable).with_name("sweeplab")), *args]
         streams = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
-        if background:
-            return subprocess.Popen(command, cwd=tmp_path, env=env, **streams)
+        if background:  # new_group: its own process group, to signal it as a terminal or a scheduler would
+            return subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=new_group, **streams)
         return subprocess.run(command, cwd=tmp_path, env=env, timeout=timeout, **streams)
 
     return run

@@ -2,11 +2,15 @@
 that summarises it and shows the command that reproduces its best trial."""
 
 import argparse
+import contextlib
+import hashlib
+import json
 import logging
 import os
 import shlex
+import shutil
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +20,13 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from sweeplab.config import SweeplabError
+from sweeplab.files import write_atomic
 from sweeplab.paths import config_dir
 from sweeplab.report import render
 from sweeplab.report.figures import write_figures
 from sweeplab.report.frame import python_value, studies_frame
 from sweeplab.report.tables import Table, build_table, marginals
-from sweeplab.sweep.study import default_storage, open_storage
+from sweeplab.sweep.storage import default_storage, masked, open_storage_readonly
 
 log = logging.getLogger(__name__)
 FORMATS = {"md": render.to_markdown, "tex": render.to_latex, "csv": render.to_csv, "html": render.to_html}
@@ -38,7 +43,12 @@ def parser() -> argparse.ArgumentParser:
         "--sweep", help="a sweep file's name (sweeps/NAME.yaml): its study, storage and report spec"
     )
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///studies/<study>.db)")
-    p.add_argument("--out", type=Path, help="output folder (default: reports/<study>)")
+    p.add_argument("--out", type=Path, help="output folder (default: outputs/reports/<study>)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an output folder that holds files the report did not write",
+    )
     p.add_argument("--format", default="md,tex,csv,html", help="table formats, comma-separated")
     p.add_argument("--include-failed", action="store_true", help="also show FAIL and PRUNED trials as rows")
     p.add_argument("--ablation", action="store_true", help="mark cells that differ from the first row")
@@ -67,19 +77,75 @@ def main(argv: Sequence[str]) -> None:
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise SweeplabError(f"--format: unknown {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    notes = ""
+    if args.notes:
+        try:
+            notes = args.notes.read_text()
+        except OSError as err:
+            raise SweeplabError(f"--notes: cannot read {args.notes}: {err.strerror}") from None
     studies = [_load(name, storage) for name in names]
-    out = args.out or Path(spec.pop("out", None) or Path("reports") / "_vs_".join(names))
-    index = write_report(
-        studies,
-        out,
-        formats,
-        spec,
-        args.include_failed,
-        args.ablation,
-        command=shlex.join(["sweeplab", "report", *argv]),
-        notes=args.notes.read_text() if args.notes else "",
-    )
-    print(f"report written: {index}")
+    out = args.out or Path(spec.pop("out", None) or Path("outputs", "reports", "_vs_".join(names)))
+    spec.pop("out", None)
+    with _fresh_folder(out, args.force) as folder:
+        write_report(
+            studies,
+            folder,
+            formats,
+            spec,
+            args.include_failed,
+            args.ablation,
+            command=shlex.join(["sweeplab", "report", *argv]),
+            notes=notes,
+        )
+    print(f"report written: {out / 'index.md'}")
+
+
+MANIFEST = ".sweeplab-report.json"  # the files a report wrote, with their hashes
+
+
+@contextlib.contextmanager
+def _fresh_folder(out: Path, force: bool) -> Iterator[Path]:
+    """A new folder to write the report into, put in place of `out` only when the report is complete.
+    An `out` that holds files the report did not write (or that were edited since) is never replaced,
+    unless `force`."""
+    foreign = [] if force or not out.exists() else _foreign_files(out)
+    if foreign:
+        shown = ", ".join(str(p) for p in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise SweeplabError(
+            f"{out} holds files this report did not write, or that were edited since: {shown}. Nothing "
+            "was written. Choose another folder with --out, or replace it with --force"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = out.with_name(f".{out.name}.new-{os.getpid()}")
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir()
+    try:
+        yield new
+        files = {p.relative_to(new).as_posix(): _digest(p) for p in sorted(new.rglob("*")) if p.is_file()}
+        write_atomic(new / MANIFEST, json.dumps(files, indent=1) + "\n")
+        if out.exists():
+            out.rename(old)
+        new.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+
+
+def _foreign_files(out: Path) -> list[Path]:
+    try:
+        written = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        written = {}
+    return [
+        p
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != MANIFEST and written.get(p.relative_to(out).as_posix()) != _digest(p)
+    ]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_report(
@@ -92,9 +158,10 @@ def write_report(
     command: str,
     notes: str = "",
 ) -> Path:
-    """The report's files. `spec` (a sweep file's `hydra.sweeper.report`) may hold one table's options
-    (metrics, columns, headers, values, where, choose, transpose, ablation, delta, original) or a list of
-    `tables`, each with those options and a `title`. `notes` (Markdown) goes before the summary."""
+    """The report's files, written into the folder `out`. `spec` (a sweep file's `hydra.sweeper.report`)
+    may hold one table's options (metrics, columns, headers, values, where, choose, transpose, ablation,
+    delta, original) or a list of `tables`, each with those options and a `title`. `notes` (Markdown)
+    goes before the summary."""
     out.mkdir(parents=True, exist_ok=True)
     frame = studies_frame(studies)
     defaults = {k: v for k, v in spec.items() if k != "tables"}
@@ -135,7 +202,7 @@ def write_report(
             continue
         stem = "table" if len(specs) == 1 else f"table_{i}"
         for fmt in formats:
-            (out / f"{stem}.{fmt}").write_text(FORMATS[fmt](table))
+            write_atomic(out / f"{stem}.{fmt}", FORMATS[fmt](table))
         lines += [render.to_markdown(table)]
         lines += [" · ".join(f"[{fmt.upper()}]({stem}.{fmt})" for fmt in formats if fmt != "md"), ""]
         if table_spec.get("original"):
@@ -162,9 +229,7 @@ def write_report(
             + [f"![{p.stem.replace('_', ' ')}]({p.name}) ([PDF]({p.stem}.pdf))" for p in figures]
             + [""]
         )
-    index = out / "index.md"
-    index.write_text("\n".join(lines))
-    return index
+    return write_atomic(out / "index.md", "\n".join(lines))
 
 
 def _comparison(table: Table, original: Mapping[str, Any]) -> list[str]:
@@ -248,14 +313,16 @@ def _default_metrics(study: optuna.Study, frame) -> dict[str, str]:
 
 
 def _load(name: str, storage: str | None) -> optuna.Study:
+    """The study, read-only: a report never creates or changes a file, a table or a journal mode."""
     url = storage or default_storage(name)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        # opening would create an empty database: a report never writes to the storage
-        raise SweeplabError(f"no study {name!r}: {url} does not exist; give its --storage, or --sweep NAME")
     try:
-        return optuna.load_study(study_name=name, storage=open_storage(url))
+        return optuna.load_study(study_name=name, storage=open_storage_readonly(url))
+    except SweeplabError as err:
+        raise SweeplabError(f"no study {name!r}: {err}; give its --storage, or --sweep NAME") from None
     except KeyError as err:
-        raise SweeplabError(f"no study {name!r} in {url}; give its --storage, or --sweep NAME") from err
+        raise SweeplabError(
+            f"no study {name!r} in {masked(url)}; give its --storage, or --sweep NAME"
+        ) from err
 
 
 def _sweeper_settings(overrides: list[str]):
