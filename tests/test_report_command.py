@@ -51,7 +51,7 @@ def test_report_reads_the_study_and_spec_of_a_sweep_file(tmp_path, sweeplab):
     assert sweep.returncode == 0, sweep.stdout
     done = sweeplab("report", "sweep=mnist1d_mlp_ablation", "--format", "csv")
     assert done.returncode == 0, done.stdout
-    out = tmp_path / "reports" / "mnist1d_mlp_ablation"
+    out = tmp_path / "outputs" / "reports" / "mnist1d_mlp_ablation"
     header = (out / "table.csv").read_text().splitlines()[0]
     assert header.startswith("model.hidden,model.activation,model.norm,val_acc,val_acc_std,test_acc")
     assert "| Hidden layers | Act. | Norm. |" in (out / "index.md").read_text()  # the file's own headers

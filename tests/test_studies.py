@@ -128,7 +128,7 @@ def test_smoke_run_of_each_study_and_its_report(sweep, smoke_data, sweeplab, tmp
 
     report = sweeplab("report", f"sweep={sweep}", "size=smoke")
     assert report.returncode == 0, report.stdout[-3000:]
-    out = tmp_path / "reports" / "smoke" / sweep
+    out = tmp_path / "outputs" / "smoke" / "reports" / sweep
     index = (out / "index.md").read_text()
     assert "capped at 3 steps (a smoke run)" in index
     assert (

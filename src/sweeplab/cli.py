@@ -10,9 +10,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from sweeplab.config import SweeplabError
-from sweeplab.paths import config_dir
+from sweeplab.paths import config_dir, register_resolvers
 
 log = logging.getLogger("sweeplab")
+register_resolvers()
 
 USAGE = """usage: sweeplab COMMAND [ARGS]
 

@@ -9,8 +9,10 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from sweeplab.paths import register_resolvers
 from sweeplab.sweep.settings import SweeperSettings
 
+register_resolvers()
 ConfigStore.instance().store(
     group="hydra/sweeper", name="sweeplab", node=SweeperSettings, provider="sweeplab"
 )

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sweeplab.config import SweeplabError
-from sweeplab.files import write_atomic
+from sweeplab.files import environment_fault, write_atomic
 
 MARKER = ".sweeplab-trial.json"
 
@@ -40,7 +40,10 @@ class TrialFolders:
         self._refuse_foreign(folder, unmarked_ok=resuming)
         if not resuming and (folder / MARKER).is_file():
             raise FolderTaken(f"{folder} already holds a trial of this study; refusing to overwrite it")
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise environment_fault(err, folder) or err from err
         record = self._read(folder) or {**self.identity, "trials": []}
         record["trials"] = [*record["trials"], number]
         write_atomic(folder / MARKER, json.dumps(record, indent=2) + "\n")

@@ -21,9 +21,11 @@ from omegaconf import DictConfig
 
 from sweeplab.config import SweeplabError
 from sweeplab.files import environment_fault
+from sweeplab.paths import register_resolvers
 from sweeplab.sweep.storage import open_storage
 from sweeplab.sweep.study import PRUNERS, build_from
 
+register_resolvers()  # a spawned worker resolves the job config
 Reporter = Callable[[int, dict[str, float]], bool]
 _REPORTER: ContextVar[Reporter | None] = ContextVar("sweeplab_reporter", default=None)
 
