@@ -11,9 +11,9 @@ from collections import Counter
 import optuna
 import pytest
 import sqlalchemy
-from test_sweep import states
 
 from sweeplab.sweep.storage import open_storage
+from test_sweep import states
 
 POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")
 
