@@ -85,6 +85,7 @@ def test_a_trial_killed_at_step_k_resumes_from_its_last_evaluation_with_the_same
     same = [
         "optimizer=sgd",
         "optimizer.lr=choice(0.02)",
+        "hydra.sweeper.n_trials=1",
         "optimizer.momentum=0.9",
         "model.dropout=0.2",
         "model.norm=batch",

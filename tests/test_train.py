@@ -163,3 +163,43 @@ def test_cli_bad_input_exits_2_with_the_message_and_no_traceback(tmp_path, sweep
 def test_cli_unknown_command(sweeplab):
     done = sweeplab("trian")
     assert done.returncode == 2 and "unknown command 'trian'" in done.stdout
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [
+            "optimizer=sgd",
+            "optimizer.lr=0.05",
+            "optimizer.momentum=0.9",
+            "scheduler=step",
+            "scheduler.step_size=1",
+        ],
+        ["optimizer=adam", "scheduler=plateau", "scheduler.patience=0"],
+        ["model=cnn", "model.channels=[4,8]", "optimizer=adam", "scheduler=cosine"],
+    ],
+)
+def test_a_run_stopped_after_an_evaluation_resumes_to_the_same_numbers(make_cfg, tmp_path, overrides):
+    cfg = make_cfg(
+        "trainer.max_steps=200", "trainer.eval_every=50", "model.dropout=0.2", "model.norm=batch", *overrides
+    )
+    whole = train(cfg, tmp_path / "whole")
+
+    def stop_at_150(step: int, row: dict) -> bool:
+        if step == 150:
+            raise _Stop  # as a kill right after the evaluation of step 150, before its checkpoint
+        return False
+
+    with pytest.raises(_Stop):
+        train(cfg, tmp_path / "cut", reporter=stop_at_150)
+    assert torch.load(tmp_path / "cut" / "resume.pt", weights_only=False)["step"] == 100
+    resumed = train(cfg, tmp_path / "cut")
+    strip = lambda history: [{k: v for k, v in row.items() if k != "elapsed_s"} for row in history]  # noqa: E731
+    assert strip(resumed.history) == strip(whole.history) and len(whole.history) == 4
+    assert resumed.metrics["test_acc"] == whole.metrics["test_acc"]
+    assert (tmp_path / "cut" / "history.csv").read_text().count("\n") == 5  # header + 4 rows, none twice
+    assert not (tmp_path / "cut" / "resume.pt").exists()
