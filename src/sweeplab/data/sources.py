@@ -1,6 +1,7 @@
 """Data sources that need no download: MNIST-1D, Gaussian clusters and the ellipse set."""
 
 import hashlib
+import os
 import pickle
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def _generated_mnist1d(cache_dir: Path) -> dict[str, np.ndarray]:
     arrays = {k: np.asarray(made[k]) for k in ("x", "y", "x_test", "y_test")}
     try:  # the cache only saves seconds: an unwritable root is not an error
         cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".tmp.npz")
+        partial = cache.with_name(f".{cache.stem}.{os.getpid()}.tmp.npz")  # processes never share it
         np.savez(partial, **arrays)
         partial.replace(cache)
     except OSError:
