@@ -43,6 +43,25 @@ def to_dict(node: Mapping | DictConfig) -> dict[str, Any]:
     return dict(node)
 
 
+def comparable_values(cfg: DictConfig) -> dict[str, Any]:
+    """What a config computes, as dotted key -> value: every resolved leaf but Hydra's node and the
+    keys of the machine (MACHINE_KEYS). Two runs with equal values compute the same thing."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if prefix in MACHINE_KEYS:
+            return
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            flat[prefix] = node
+
+    plain = {k: to_dict(cfg[k]) if isinstance(cfg[k], DictConfig) else cfg[k] for k in cfg if k != "hydra"}
+    walk(plain, "")
+    return flat
+
+
 def call_with(builder: Callable, node: Mapping, path: str, **context: Any) -> Any:
     """Call `builder(**context, **node)` after checking the node's keys and value types.
 

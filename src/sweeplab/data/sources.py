@@ -1,7 +1,7 @@
 """Data sources that need no download: MNIST-1D, Gaussian clusters and the ellipse set."""
 
 import hashlib
-import os
+import io
 import pickle
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import torch
 from sweeplab.config import SweeplabError, require
 from sweeplab.data.registry import DATASETS
 from sweeplab.data.splits import RawData
+from sweeplab.files import EnvironmentFault, write_atomic
 
 # md5 of the official mnist1d_data.pkl from github.com/greydanus/mnist1d (4000 train + 1000 test).
 MNIST1D_MD5 = "5bf44b67062b653caea0043bc236811a"
@@ -60,12 +61,12 @@ def _generated_mnist1d(cache_dir: Path) -> dict[str, np.ndarray]:
 
     made = make_dataset(get_dataset_args())
     arrays = {k: np.asarray(made[k]) for k in ("x", "y", "x_test", "y_test")}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
     try:  # the cache only saves seconds: an unwritable root is not an error
         cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_name(f".{cache.stem}.{os.getpid()}.tmp.npz")  # processes never share it
-        np.savez(partial, **arrays)
-        partial.replace(cache)
-    except OSError:
+        write_atomic(cache, buffer.getvalue())  # processes making it together never mix their writes
+    except (OSError, EnvironmentFault):
         pass
     return arrays
 

@@ -84,8 +84,8 @@ def main(argv: Sequence[str]) -> None:
         except OSError as err:
             raise SweeplabError(f"--notes: cannot read {args.notes}: {err.strerror}") from None
     studies = [_load(name, storage) for name in names]
-    out = args.out or Path(spec.pop("out", None) or Path("outputs", "reports", "_vs_".join(names)))
-    spec.pop("out", None)
+    spec_out = spec.pop("out", None)
+    out = args.out or Path(spec_out or Path("outputs", "reports", "_vs_".join(names)))
     with _fresh_folder(out, args.force) as folder:
         write_report(
             studies,

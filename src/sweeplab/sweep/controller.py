@@ -53,6 +53,19 @@ class SweepController:
         self.task = task_reference(task)
 
     def run(self, arguments: list[str]) -> None:
+        with _signals_raise():
+            try:
+                self._open(arguments)
+            except Interrupted as err:  # nothing runs yet: nothing to fail or requeue
+                log.warning("interrupted (%s) before any trial started", err)
+                raise SystemExit(128 + err.signum) from None
+        try:
+            self._run_trials()
+        finally:
+            self.shared.close()
+        self._summarise()
+
+    def _open(self, arguments: list[str]) -> None:
         s = self.s
         plan = plan_sweep(s, self.hydra_context, self.config, arguments)
         self.composer, self.objectives, self.monitor = plan.composer, plan.objectives, plan.monitor
@@ -69,11 +82,6 @@ class SweepController:
             self.shared.count(*DONE),
             plan.spec.n_trials,
         )
-        try:
-            self._run_trials()
-        finally:
-            self.shared.close()
-        self._summarise()
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -89,7 +97,6 @@ class SweepController:
         except (Interrupted, SweeplabError) as err:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            runner.close()
             why = f"interrupted ({err})" if isinstance(err, Interrupted) else f"the sweep stopped: {err}"
             for trial in self.running.values():
                 self.shared.fail(trial, why, requeue=True)
@@ -150,7 +157,8 @@ class SweepController:
             self.folders.take(folder, trial.number, resuming="resume_dir" in trial.user_attrs)
         except SweeplabError as err:
             self.running.pop(trial.number)
-            self.shared.fail(trial, str(err), requeue=isinstance(err, FolderTaken))
+            # a trial is not at fault for a folder in its way or a full disk: it runs once that is fixed
+            self.shared.fail(trial, str(err), requeue=isinstance(err, FolderTaken | EnvironmentFault))
             raise
         return job
 
@@ -158,12 +166,13 @@ class SweepController:
         if outcome.worker_died:
             log.error("trial %d: %s", trial.number, outcome.error)
             return self.shared.fail(trial, str(outcome.error), requeue=True, counts_as_retry=True)
+        if outcome.fatal:
+            self.shared.fail(trial, str(outcome.error), requeue=True)
+            raise EnvironmentFault(
+                f"trial {trial.number}: {outcome.error}; fix that, then rerun the same command to resume"
+            )
         if outcome.error is not None:
-            log.error("trial %d failed: %s", trial.number, (outcome.traceback or outcome.error).rstrip())
-            if outcome.fatal:
-                self.shared.fail(trial, outcome.error, requeue=True)
-                raise EnvironmentFault(f"{outcome.error}; fix that, then rerun the same command to resume")
-            return self._failed(trial, outcome.error)
+            return self._failed(trial, outcome.error, outcome.traceback)
         value = outcome.value
         metrics = value if isinstance(value, dict) else {next(iter(self.objectives)): value}
         trial.set_user_attr("metrics", _json_safe(metrics))
@@ -188,11 +197,10 @@ class SweepController:
         log.info("trial %d: %s", trial.number, shown)
         self.shared.complete(trial, values)
 
-    def _failed(self, trial: Trial, error: str) -> None:
+    def _failed(self, trial: Trial, error: str, trace: str | None = None) -> None:
         self.ran["FAIL"] += 1
         self.errors[error] += 1
-        if not error.startswith(f"trial {trial.number}"):
-            log.error("trial %d failed: %s", trial.number, error.splitlines()[0])
+        log.error("trial %d failed: %s", trial.number, (trace or error).rstrip())
         self.shared.fail(trial, error)
         ended = sum(self.ran.values())
         if self.ran["FAIL"] >= self.s.max_failures:

@@ -72,7 +72,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         # name. (Hydra's Singleton.get_state() would carry them too, but its resolvers do not pickle.)
         setup_globals()
         JobRuntime.instance().set("name", job.config.hydra.job.name)
-    token = _REPORTER.set(_reporter(job, open_storage_cached(job.storage_url)) if job.monitor else None)
+    token = _REPORTER.set(_reporter(job, open_storage(job.storage_url)) if job.monitor else None)
     try:
         ret = run_job(
             task_function=_outcome_of(resolve_task(job.task)),
@@ -111,11 +111,6 @@ def resolve_task(ref: tuple[str, str]) -> Callable:
     module, name = ref
     task = functools.reduce(getattr, name.split("."), importlib.import_module(module))
     return getattr(task, "__wrapped__", task)
-
-
-@functools.cache
-def open_storage_cached(url: str) -> optuna.storages.BaseStorage:
-    return open_storage(url)  # one engine per process, not one per trial
 
 
 def _reporter(job: TrialJob, storage: optuna.storages.BaseStorage) -> Reporter:

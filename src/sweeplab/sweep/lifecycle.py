@@ -71,7 +71,7 @@ class SharedStudy:
     def __init__(self, spec: StudySpec) -> None:
         self.spec = spec
         self.url = spec.storage_url
-        self.mine: dict[int, Trial] = {}  # trial id -> this process's running trials
+        self.mine: set[int] = set()  # the ids of this process's running trials
         self._beating = threading.Event()
         self._heart: threading.Thread | None = None
         storage = open_storage(self.url)
@@ -154,7 +154,7 @@ class SharedStudy:
             trial = self.study.ask()
             trial.set_user_attr(OWNER, this_process().record())
             trial.set_user_attr(HEARTBEAT, time.time())
-        self.mine[trial._trial_id] = trial
+        self.mine.add(trial._trial_id)
         self._start_heartbeat()
         return trial
 
@@ -227,7 +227,7 @@ class SharedStudy:
         with self.locked():
             frozen = self.study._storage.get_trial(trial._trial_id)
             self._end(frozen, error, requeue=requeue, counts_as_retry=counts_as_retry)
-        self.mine.pop(trial._trial_id, None)
+        self.mine.discard(trial._trial_id)
 
     def _end(self, trial: FrozenTrial, error: str, requeue: bool, counts_as_retry: bool) -> None:
         storage = self.study._storage
@@ -250,7 +250,7 @@ class SharedStudy:
         log.warning("trial %d: %s; marked FAIL and queued again", trial.number, error)
 
     def _tell(self, trial: Trial, **kwargs: Any) -> None:
-        self.mine.pop(trial._trial_id, None)
+        self.mine.discard(trial._trial_id)
         try:
             self.study.tell(trial, **kwargs)
         except optuna.exceptions.UpdateFinishedTrialError:

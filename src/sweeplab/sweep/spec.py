@@ -10,7 +10,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig
 from optuna.distributions import CategoricalDistribution
 
-from sweeplab.config import MACHINE_KEYS, ConfigError
+from sweeplab.config import ConfigError
 from sweeplab.sweep.composer import TrialComposer
 from sweeplab.sweep.lifecycle import StudySpec
 from sweeplab.sweep.settings import SweeperSettings
@@ -86,7 +86,7 @@ def _spec(
         signature={
             "space": space,
             "objectives": objectives,
-            "fixed": fixed_values(base, {*params, *set_keys}, MACHINE_KEYS),
+            "fixed": fixed_values(base, {*params, *set_keys}),
         },
         n_trials=s.n_trials or len(plan) or grid_size or 20,
         plan=plan,

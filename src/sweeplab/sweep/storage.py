@@ -70,9 +70,11 @@ def _file_of(url: str) -> Path:
     return Path(url.removeprefix("journal://").removeprefix("sqlite:///"))
 
 
+@functools.cache
 def open_storage(url: str) -> BaseStorage:
     """The storage at `url`, creating its file or tables when they do not exist yet, under the
-    storage's lock, so that several processes starting together do not race to create them."""
+    storage's lock, so that several processes starting together do not race to create them. One per
+    URL and process: the controller, its jobs and its heartbeat share one connection pool."""
     kind = _kind(url)
     if kind != "postgresql":
         _file_of(url).parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ from hydra._internal.config_loader_impl import get_overrides_dirname  # the nami
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from sweeplab.config import comparable_values
+
 _ABSENT = object()
 
 
@@ -38,19 +40,11 @@ def with_values(base: DictConfig, values: list[str]) -> DictConfig:
     return config
 
 
-def fixed_values(config: DictConfig, searched: set[str], machine_keys: tuple[str, ...]) -> dict[str, Any]:
-    """The config's values that every trial of a study shares (dotted key -> value): all but Hydra's
-    node, the searched keys (a searched config group: its whole node) and the keys of the machine."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if prefix in searched or prefix in machine_keys:
-            return
-        if isinstance(node, dict) and node:
-            for key, value in node.items():
-                walk(value, f"{prefix}.{key}" if prefix else str(key))
-        else:
-            flat[prefix] = node
-
-    walk({k: plain(config[k]) for k in config if k != "hydra"}, "")
-    return flat
+def fixed_values(config: DictConfig, searched: set[str]) -> dict[str, Any]:
+    """The values that every trial of a study shares: what the config computes, less the searched keys
+    (a searched config group: its whole node)."""
+    return {
+        key: value
+        for key, value in comparable_values(config).items()
+        if not any(key == s or key.startswith(s + ".") for s in searched)
+    }

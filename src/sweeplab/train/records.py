@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab.config import MACHINE_KEYS
+from sweeplab.config import comparable_values
 from sweeplab.files import environment_fault, save_torch_atomic, write_atomic
 
 log = logging.getLogger(__name__)
@@ -29,16 +29,10 @@ RESUME = "resume.pt"
 
 
 def fingerprint(cfg: DictConfig) -> str:
-    """What a resume checkpoint must match: the resolved config, less the machine's keys."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    for key in MACHINE_KEYS:
-        *parents, leaf = key.split(".")
-        node = plain
-        for part in parents:
-            node = node.get(part, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(leaf, None)
-    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
+    """What a resume checkpoint must match: what the config computes (not where it runs)."""
+    return hashlib.sha256(
+        json.dumps(comparable_values(cfg), sort_keys=True, default=str).encode()
+    ).hexdigest()
 
 
 class RunRecorder:
@@ -49,6 +43,7 @@ class RunRecorder:
         self.history: list[dict[str, float]] = []
         self.fingerprint = fingerprint(cfg)
         self._file: io.TextIOWrapper | None = None
+        self._writer: csv.DictWriter | None = None
         if output_dir is not None:
             self._guard(lambda: output_dir.mkdir(parents=True, exist_ok=True), output_dir)
             write_atomic(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -80,12 +75,13 @@ class RunRecorder:
         writer.writerows(self.history)  # the rows a resumed run carries on from
         write_atomic(path, buffer.getvalue())
         self._file = self._guard(lambda: path.open("a", newline=""), path)
+        self._writer = csv.DictWriter(self._file, fieldnames=HISTORY_FIELDS)
 
     def log(self, row: dict[str, float]) -> None:
         self.history.append(row)
-        if self._file is not None:
-            file = self._file
-            self._guard(lambda: (csv.DictWriter(file, fieldnames=HISTORY_FIELDS).writerow(row), file.flush()))
+        if self._writer is not None and self._file is not None:
+            writer, file = self._writer, self._file
+            self._guard(lambda: (writer.writerow(row), file.flush()))
 
     def save_resume(self, state: dict[str, Any]) -> None:
         if self.output_dir is not None:
