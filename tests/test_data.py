@@ -78,13 +78,29 @@ def test_cifar10_through_torchvision_parses_generated_batches(make_cfg, tmp_path
     assert data.class_names[:2] == ["airplane", "automobile"] and len(data.y_train) + len(data.y_val) == 100
 
 
-def test_cifar10_with_wrong_checksums_is_reported_as_corrupted(make_cfg, tmp_path):
+def test_cifar10_with_wrong_checksums_is_reported_as_such_not_as_missing(make_cfg, tmp_path):
     write_cifar10(tmp_path, n_train=20, n_test=10)
-    with pytest.raises(
-        SweeplabError,
-        match=r"CIFAR10 data not found in .*cifar-10-batches-py: .* fail their checksums .*verify_md5=false",
-    ):
+    for download in ("false", "true"):  # present files are never downloaded over
+        with pytest.raises(SweeplabError) as err:
+            cfg = make_cfg("dataset=cifar10", f"dataset.root={tmp_path}", f"dataset.download={download}")
+            load_data(cfg.dataset)
+        message = str(err.value)
+        assert message.startswith(
+            f"CIFAR10 files in {tmp_path}/cifar-10-batches-py have the wrong checksum: data_batch_1, "
+            "data_batch_2, data_batch_3, data_batch_4, data_batch_5, test_batch, batches.meta. They are not "
+            "the genuine files: for files made in CIFAR-10's format (sweeplab standin-data) set "
+            "dataset.verify_md5=false"
+        )
+        assert "not found" not in message
+
+
+def test_missing_cifar10_is_reported_as_not_found(make_cfg, tmp_path):
+    with pytest.raises(SweeplabError) as err:
         load_data(make_cfg("dataset=cifar10", f"dataset.root={tmp_path}", "dataset.download=false").dataset)
+    message = str(err.value)
+    folder = tmp_path / "cifar-10-batches-py"
+    assert message.startswith(f"CIFAR10 data not found in {folder}: missing data_batch_1")
+    assert "checksum" not in message and "`sweeplab standin-data DIR` writes small stand-ins" in message
 
 
 def test_missing_files_are_named_with_the_download_flag(make_cfg, tmp_path):

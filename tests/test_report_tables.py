@@ -7,7 +7,9 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from sweeplab.report.command import write_report
 from sweeplab.report.frame import studies_frame, trials_frame
+from sweeplab.report.render import to_csv, to_html, to_latex, to_markdown
 from sweeplab.report.tables import build_table, marginals
 
 
@@ -97,6 +99,36 @@ def test_failed_trials_are_left_out_unless_asked_for(study):
     assert "optimizer.lr" in with_failed.hyperparameters and with_failed.trials[-1] == (6,)
 
 
+def test_with_failed_trials_a_state_column_says_how_each_row_ended(study):
+    add(study, config(lr=0.5), {"val_acc": 0.9, "steps": 300, "status": "pruned"}, state=TrialState.PRUNED)
+    study.add_trial(
+        create_trial(
+            state=TrialState.PRUNED,
+            user_attrs={
+                "config": config(lr=1.0),
+                "metrics": {"steps": 200, "status": "diverged"},
+                "error": "diverged: the loss became NaN or infinite by step 200",
+            },
+        )
+    )
+    table = build_table(trials_frame(study), {"val_acc": "maximize"}, states=("COMPLETE", "PRUNED", "FAIL"))
+    assert table.hyperparameters[0] == "status" and table.headers["status"] == "State"
+    assert table.rows["status"].tolist() == [
+        "completed",
+        "completed",
+        "completed",
+        "failed",
+        "pruned at step 300",
+        "diverged at step 200",
+    ]
+    # a trial stopped early is never the best: its value was measured before the end
+    assert table.best["val_acc"] == [1]
+    csv = to_csv(table).splitlines()
+    assert csv[0].startswith("status,") and csv[5].startswith("pruned at step 300,")
+    assert "| State |" in to_markdown(table) and "pruned at step 300" in to_latex(table)
+    assert ">pruned at step 300<" in to_html(table)
+
+
 def test_headers_and_columns_can_be_chosen(study):
     table = build_table(
         trials_frame(study),
@@ -121,6 +153,16 @@ def test_marginals_give_the_metric_per_value(study):
     by_value = tables["model.activation"].set_index("model.activation")
     assert by_value.loc["relu", "n"] == 2 and by_value.loc["leaky_relu", "best"] == 0.48
     assert by_value.loc["leaky_relu", "mean"] == pytest.approx((0.46 + 0.48 + 0.31 + 0.33) / 4)
+
+
+def test_marginals_bin_a_continuous_hyperparameter_and_count_in_integers():
+    s = optuna.create_study(study_name="lr", direction="maximize")
+    for i in reversed(range(15)):  # in another order than their values
+        add(s, config(lr=10 ** (-4 + i * 0.2)), {"val_acc": i / 100, "test_acc": i / 100})
+    [table] = marginals(trials_frame(s), "val_acc", "maximize", ["optimizer.lr"]).values()
+    assert len(table) == 5 and table["n"].tolist() == [3, 3, 3, 3, 3] and table["n"].dtype.kind == "i"
+    assert table["optimizer.lr"].tolist()[0] == "0.0001 – 0.000251"  # quantile bins, in order
+    assert table["best"].tolist() == [0.02, 0.05, 0.08, 0.11, 0.14]
 
 
 def test_rows_can_be_sorted_by_their_values(study):
@@ -192,3 +234,15 @@ def test_choose_keeps_each_setups_best_on_validation_and_where_filters():
         frame, {"test_acc": "maximize"}, columns=["model.hidden"], where={"model.hidden": [[100], [1000]]}
     )
     assert sorted(only.rows["test_acc"]) == pytest.approx([0.95, 0.99])
+
+
+def test_a_report_of_several_studies_names_each_figure_by_its_study(study, tmp_path):
+    other = optuna.create_study(study_name="cnn", direction="maximize")
+    for lr in (1e-3, 1e-2):
+        add(other, config(act="elu", lr=lr), {"val_acc": 0.6, "test_acc": 0.61, "params": 5000})
+    write_report([study, other], tmp_path, ["md"], {}, False, False, command="sweeplab report ablation cnn")
+    index = (tmp_path / "index.md").read_text()
+    assert "## Figures: study `ablation`" in index and "## Figures: study `cnn`" in index
+    assert (tmp_path / "ablation_optimization_history.png").is_file()
+    assert (tmp_path / "cnn_optimization_history.png").is_file()
+    assert not (tmp_path / "optimization_history.png").exists()

@@ -59,10 +59,19 @@ def test_split_overrides_separates_sweeps_from_fixed_values():
 @pytest.mark.parametrize(
     ("expression", "message"),
     [
-        ("tag(log, interval(0, 1))", r"hydra\.sweeper\.params\.k: a log interval needs a positive start"),
+        ("tag(log, interval(0, 1))", r"^k: a log interval needs a positive start, got 0$"),
+        (
+            "interval(1, 0.5)",
+            r"^k: k=interval\(1, 0.5\): the start must be below the end \(interval\(0.5, 1.0\)\?\)",
+        ),
+        (
+            "tag(lg, interval(0.1, 1))",
+            r"^k: unknown tag lg in k=tag\(lg, interval\(0.1, 1\)\); the only tag is log",
+        ),
+        ("tag(log, choice(1, 2))", r"^k: unknown tag log in"),
         ("range(5, 5)", r"is empty \(the end of a range is excluded\)"),
         ("choice(1, 1)", r"choice has repeated values"),
-        ("interval(1", r"hydra\.sweeper\.params\.k: cannot parse 'interval\(1'"),
+        ("interval(1", r"^k: cannot parse 'interval\(1'"),
     ],
 )
 def test_bad_expressions_name_the_parameter(expression, message):

@@ -1,16 +1,27 @@
-"""The `sweeplab` command: `sweeplab train [HYDRA OVERRIDES]` runs one trial."""
+"""The `sweeplab` command: train one model or run a study (`train [-m]`), report on studies (`report`),
+list, show and delete studies (`studies`), write stand-in data sets (`standin-data`).
+
+Expected faults end in one line and an exit code, without a traceback: the user's input (exit 2), the
+machine or the storage (exit 1), Ctrl-C (exit 130). Anything else is a bug and shows its traceback."""
 
 import logging
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from sweeplab.config import SweeplabError
+from sweeplab.files import EnvironmentFault, environment_fault
 from sweeplab.paths import config_dir, register_resolvers
+from sweeplab.sweep.task import sweep_task
+from sweeplab.train.metrics import INTERMEDIATE, METRICS
 
 log = logging.getLogger("sweeplab")
 register_resolvers()
@@ -20,37 +31,89 @@ USAGE = """usage: sweeplab COMMAND [ARGS]
 commands:
   train [OVERRIDES]   train one model; OVERRIDES are Hydra's (model=cnn optimizer.lr=3e-4 ...)
                       `sweeplab train --help` lists the config groups and their options
-  train -m [OVERRIDES | sweep=NAME]
+  train -m [OVERRIDES | sweep=NAME] [--dry-run]
                       run a study: Optuna picks each trial's values of the swept keys
-                      ('optimizer.lr=tag(log, interval(1e-4, 1e-1))', 'model=choice(mlp,cnn)')
+                      ('optimizer.lr=tag(log, interval(1e-4, 1e-1))', 'model=choice(mlp,cnn)');
+                      --dry-run prints the plan and the first trials' configurations, runs nothing
   report STUDY [STUDY ...] | report --sweep NAME
                       tables (md, tex, csv, html), figures and an index.md of one or more studies
                       `sweeplab report --help` lists the options
+  studies [--storage URL]            the studies of a storage: trials per state, best value, last activity
+  studies show NAME [--storage URL]  a study's space, objectives, commands and best trials
+  studies delete NAME [--storage URL] [--yes]
+                      remove a study from its storage (its output folders stay on disk)
+  standin-data DIR    write small CIFAR-10, MNIST and Fashion-MNIST files in their real formats into DIR
 
 configs: {conf}
 """
 
 
+def _check_trial_config(cfg: DictConfig) -> None:
+    from sweeplab.train.check import check_config  # torch loads only when needed
+
+    check_config(cfg)
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+@sweep_task(metrics=METRICS, intermediate=INTERMEDIATE, check=_check_trial_config)
 def train_app(cfg: DictConfig) -> dict:
     """One run; under `-m`, one trial of the sweep, reporting to it through `current_reporter()`."""
     from sweeplab.sweep.job import current_reporter
     from sweeplab.train import train  # torch loads only when a run starts, not for --help
 
     hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if not multirun and hydra_cfg.sweeper.get("dry_run"):
+        raise SweeplabError("--dry-run previews a sweep: add -m, or use a sweep file (sweep=NAME)")
     output_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         result = train(cfg, output_dir, reporter=current_reporter())
     except SweeplabError as err:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
+        if multirun:
             raise  # the sweeper records the trial as FAIL with this message and goes on
         log.error("%s", err)  # to the console and the run's log file, without a traceback
-        raise SystemExit(2) from None
+        raise SystemExit(1 if isinstance(err, EnvironmentFault) else 2) from None
     print(
         f"{result.status}: val_acc={result.metrics['val_acc']:.4f} test_acc={result.metrics['test_acc']:.4f} "
         f"params={result.metrics['params']:,} {result.metrics['train_seconds']:.1f}s -> {output_dir}"
     )
     return result.metrics
+
+
+def _train(args: list[str]) -> None:
+    if "--dry-run" in args:
+        args = [a for a in args if a != "--dry-run"] + ["hydra.sweeper.dry_run=true"]
+    # Hydra reads its overrides from sys.argv: hand it everything after the sub-command. Its own
+    # handler would print any error with a traceback; this lets them through to `_expected_faults`.
+    sys.argv = ["sweeplab train", *args]
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    train_app()
+
+
+def _report(args: list[str]) -> None:
+    from sweeplab.report.command import main as report
+
+    report(args)
+
+
+def _studies(args: list[str]) -> None:
+    from sweeplab.studies import main as studies
+
+    studies(args)
+
+
+def _standin_data(args: list[str]) -> None:
+    from sweeplab.data.standin import main as standin
+
+    standin(args)
+
+
+COMMANDS: dict[str, Callable[[list[str]], None]] = {
+    "train": _train,
+    "report": _report,
+    "studies": _studies,
+    "standin-data": _standin_data,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,19 +122,42 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE.format(conf=config_dir()))
         return
     command, rest = args[0], args[1:]
-    if command == "report":
-        from sweeplab.report.command import main as report
+    if command not in COMMANDS:
+        print(f"sweeplab: unknown command {command!r}\n\n{USAGE.format(conf=config_dir())}", file=sys.stderr)
+        raise SystemExit(2)
+    code, message = _expected_faults(lambda: COMMANDS[command](rest))
+    if message:
+        print(f"sweeplab {command}: error: {message}", file=sys.stderr)
+    if code:
+        raise SystemExit(code)
 
-        try:
-            report(rest)
-        except SweeplabError as err:
-            print(f"sweeplab report: error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
-        return
-    if command == "train":
-        # Hydra reads its overrides from sys.argv: hand it everything after the sub-command.
-        sys.argv = ["sweeplab train", *rest]
-        train_app()
-        return
-    print(f"sweeplab: unknown command {command!r}\n\n{USAGE.format(conf=config_dir())}", file=sys.stderr)
-    raise SystemExit(2)
+
+def _expected_faults(run: Callable[[], None]) -> tuple[int, str]:
+    """Runs a command; an expected fault becomes (exit code, one line), anything else propagates."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sweeplab.sweep.storage import storage_failure
+
+    try:
+        run()
+    except KeyboardInterrupt:
+        return 130, "interrupted"
+    except EnvironmentFault as err:
+        return 1, str(err)
+    except SweeplabError as err:
+        return 2, str(err)
+    except (HydraException, OmegaConfBaseException) as err:  # a bad override or config: Hydra says which
+        cause = err.__cause__
+        extra = (
+            f"\n{cause}" if isinstance(cause, OmegaConfBaseException) and str(cause) not in str(err) else ""
+        )
+        return 2, f"{err}{extra}"
+    except (SQLAlchemyError, StorageInternalError) as err:
+        return 1, storage_failure(err)
+    except OSError as err:
+        fault = environment_fault(err, err.filename)
+        if fault is None and not isinstance(err, FileNotFoundError):
+            raise
+        return 1, str(fault) if fault else f"{err.strerror}: {err.filename}"
+    return 0, ""

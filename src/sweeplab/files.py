@@ -36,6 +36,7 @@ def environment_fault(err: BaseException, path: Path | str | None = None) -> Env
     if not isinstance(err, OSError) or err.errno not in ENVIRONMENT_ERRNOS:
         return None
     where = path if path is not None else err.filename
+    where = os.path.abspath(where) if where else "a file"
     return EnvironmentFault(f"{ENVIRONMENT_ERRNOS[err.errno]} writing {where}")
 
 
@@ -67,3 +68,18 @@ def save_torch_atomic(obj: Any, path: Path) -> Path:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return write_atomic(path, buffer.getvalue())
+
+
+def writable_or_fault(folder: Path) -> None:
+    """Raises EnvironmentFault when `folder` (or, where it does not exist yet, the nearest folder above
+    it) cannot be written, so a run stops before it starts anything."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK):
+        err = OSError(errno.EROFS if _read_only(existing) else errno.EACCES, "not writable")
+        raise environment_fault(err, folder)  # type: ignore[misc]
+
+
+def _read_only(path: Path) -> bool:
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)

@@ -33,7 +33,7 @@ class SweeplabSweeper(Sweeper):
         from sweeplab.config import SweeplabError
         from sweeplab.files import EnvironmentFault
         from sweeplab.sweep.controller import SweepController
-        from sweeplab.sweep.storage import masked
+        from sweeplab.sweep.storage import default_storage, storage_failure
 
         log = logging.getLogger("sweeplab.sweep")
         try:
@@ -42,9 +42,7 @@ class SweeplabSweeper(Sweeper):
             log.error("%s", err)
             raise SystemExit(1 if isinstance(err, EnvironmentFault) else 2) from None
         except (SQLAlchemyError, StorageInternalError) as err:
-            reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
-            url = masked(self.settings.storage or "the study's storage")
             log.error(
-                "the storage %s failed: %s; rerun the same command to resume once it works", url, reason
+                "%s", storage_failure(err, self.settings.storage or default_storage(self.settings.study_name))
             )
             raise SystemExit(1) from None

@@ -17,6 +17,7 @@ __all__ = [
     "InputPipeline",
     "RawData",
     "build_inputs",
+    "input_spec",
     "load_data",
 ]
 
@@ -35,3 +36,25 @@ def build_inputs(preprocess: Mapping, augment: Mapping, input_shape: tuple[int, 
         PREPROCESS.build(preprocess, "preprocess"),
         AUGMENTS.build(augment, "augment", input_shape=input_shape),
     )
+
+
+# (input shape, classes) of the data sets whose shape is known without reading them
+_INPUTS = {
+    "mnist1d": lambda p: ((1, 40), 10),
+    "mnist": lambda p: ((1, 28, 28), 10),
+    "fashion_mnist": lambda p: ((1, 28, 28), 10),
+    "cifar10": lambda p: ((3, 32, 32), 10),
+    "synthetic": lambda p: ((p["dim"],), p["classes"]),
+    "ellipse": lambda p: ((2,), 2),
+}
+
+
+def input_spec(node: Mapping) -> tuple[tuple[int, ...], int] | None:
+    """The inputs' shape and the number of classes of the data set a node names, or None if only its
+    data can tell."""
+    params = to_dict(node)
+    known = _INPUTS.get(params.get("name"))
+    try:
+        return known(params) if known else None
+    except (KeyError, TypeError):  # a malformed node: loading it names the fault
+        return None

@@ -12,6 +12,7 @@ from unittest import mock
 import numpy as np
 import torch
 from torchvision import datasets as tvd
+from torchvision.datasets.utils import check_integrity
 
 from sweeplab.config import SweeplabError, require
 from sweeplab.data.registry import DATASETS
@@ -105,17 +106,24 @@ def _expected_files(cls: type, root: str) -> tuple[Path, list[str]]:
 def _missing_message(cls: type, root: str, download: bool, err: Exception) -> str:
     folder, names = _expected_files(cls, root)
     missing = [n for n in names if not (folder / n).is_file()]
-    what = f"missing {', '.join(missing)}" if missing else f"{', '.join(names)} fail their checksums"
-    if not missing and cls is tvd.CIFAR10:
-        what += " (files you made yourself in CIFAR-10's format: set dataset.verify_md5=false)"
+    if not missing and cls is tvd.CIFAR10:  # all there: torchvision refused them for their md5
+        listed = [*cls.train_list, *cls.test_list, (cls.meta["filename"], cls.meta["md5"])]
+        wrong = [name for name, md5 in listed if not check_integrity(str(folder / name), md5)]
+        return (
+            f"{cls.__name__} files in {folder} have the wrong checksum: {', '.join(wrong) or 'the archive'}. "
+            "They are not the genuine files: for files made in CIFAR-10's format (sweeplab standin-data) set "
+            "dataset.verify_md5=false (or SWEEPLAB_VERIFY_MD5=false); for the genuine data set, delete them "
+            "and fetch it again"
+        )
     hint = (
         f"downloading failed ({str(err).splitlines()[0]}); fetch the files on a machine with internet access"
         if download
         else "set dataset.download=true to fetch them (needs internet)"
     )
     return (
-        f"{cls.__name__} data not found in {folder}: {what}. "
-        f"Either {hint}, or set dataset.root to a folder that holds them."
+        f"{cls.__name__} data not found in {folder}: missing {', '.join(missing) or str(err)}. "
+        f"Either {hint}, or set data_dir (or dataset.root) to a folder that holds them. To try sweeplab "
+        "without them, `sweeplab standin-data DIR` writes small stand-ins in the same formats."
     )
 
 

@@ -218,17 +218,17 @@ def write_report(
             lines += [f"| {tables[0].headers[column]} | mean | best | n |", "| --- | --- | --- | --- |"]
             for _, r in marginal.iterrows():
                 value = render.format_value(python_value(r[column]))
-                lines.append(f"| {value} | {r['mean']:.3f} | {r['best']:.3f} | {r['n']} |")
+                lines.append(f"| {value} | {r['mean']:.3f} | {r['best']:.3f} | {int(r['n'])} |")
             lines.append("")
-    figures = write_figures(
-        studies[0], frame[frame["study"] == studies[0].study_name], first_metric, varied, out
-    )
-    if figures:
-        lines += (
-            ["## Figures", ""]
-            + [f"![{p.stem.replace('_', ' ')}]({p.name}) ([PDF]({p.stem}.pdf))" for p in figures]
-            + [""]
+    several = len(studies) > 1  # each study's figures, named and titled by their study
+    for study in studies:
+        figures = write_figures(
+            study, frame[frame["study"] == study.study_name], first_metric, varied, out, named=several
         )
+        if figures:
+            lines += [f"## Figures: study `{study.study_name}`" if several else "## Figures", ""]
+            lines += [f"![{p.stem.replace('_', ' ')}]({p.name}) ([PDF]({p.stem}.pdf))" for p in figures]
+            lines += [""]
     return write_atomic(out / "index.md", "\n".join(lines))
 
 

@@ -21,9 +21,16 @@ log = logging.getLogger(__name__)
 
 
 def write_figures(
-    study: optuna.Study, frame: pd.DataFrame, metric: str, varied: Sequence[str], out: Path, curves: int = 4
+    study: optuna.Study,
+    frame: pd.DataFrame,
+    metric: str,
+    varied: Sequence[str],
+    out: Path,
+    curves: int = 4,
+    named: bool = False,
 ) -> list[Path]:
-    """Every figure that the study's data allow; returns the PNG paths (a PDF lies beside each)."""
+    """Every figure that the study's data allow; returns the PNG paths (a PDF lies beside each).
+    `named` (a report of several studies): each file and title names the study."""
     sns.set_theme(style="whitegrid", context="paper")
     done = frame[frame["state"] == "COMPLETE"].sort_values(metric, ascending=_ascending(study))
     written = []
@@ -39,9 +46,13 @@ def write_figures(
         figure = draw()
         if figure is None:
             continue
+        if named:
+            title = figure.get_suptitle()
+            figure.suptitle(f"Study {study.study_name}" + (f": {title}" if title else ""), fontweight="bold")
+            name = f"{study.study_name}_{name}"
         figure.tight_layout()
-        for suffix in (".png", ".pdf"):
-            figure.savefig(out / f"{name}{suffix}", dpi=150)
+        for suffix in (".png", ".pdf"):  # bbox "tight": a legend outside the axes is kept
+            figure.savefig(out / f"{name}{suffix}", dpi=150, bbox_inches="tight")
         plt.close(figure)
         written.append(out / f"{name}.png")
     return written
@@ -77,7 +88,9 @@ def learning_curves(study: optuna.Study, best: pd.DataFrame, varied: Sequence[st
         ax.set_xlabel("step")
         ax.set_ylabel("loss" if quantity == "loss" else "accuracy")
         ax.set_title(f"{'Loss' if quantity == 'loss' else 'Accuracy'} (solid: validation, dashed: training)")
-    axes[1].legend(fontsize=7)
+    # below the plots, where it covers no curve
+    handles, labels = axes[1].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=7, ncol=2)
     return figure
 
 

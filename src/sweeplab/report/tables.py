@@ -36,10 +36,12 @@ HEADERS = {
     "train_seconds": "Train s",
     "study": "Study",
     "trainer.seed": "Seed",
+    "status": "State",
 }
 
 
 MISSING = "–"  # how a key that a trial's config lacks is grouped and shown
+OUTCOME = "status"  # the State column of a table with FAIL and PRUNED trials
 
 
 @dataclass
@@ -119,6 +121,9 @@ def build_table(
             kept[column] = list(zip(*(kept[part] for part in column.split("+")), strict=True))
     if kept["study"].nunique() > 1 and "study" not in shown:
         shown.insert(0, "study")
+    if set(states) != {"COMPLETE"}:  # trials that did not finish get rows of their own, saying so
+        kept[OUTCOME] = [_outcome(r) for r in kept.itertuples()]
+        shown.insert(0, OUTCOME)
     keys = shown + (["setup"] if (choose or has_setups) and "setup" not in shown else [])
     keys = keys or ["state"]  # no varying column: every trial is a replicate of one configuration
     for key in keys:  # a key the trial's config lacks (a linear model's width) groups as one shown value
@@ -143,7 +148,8 @@ def build_table(
         labels={k: {str(raw): str(text) for raw, text in v.items()} for k, v in (values or {}).items()},
         transpose=transpose,
     )
-    table.best = {m: _best_rows(rows[m], d) for m, d in metrics.items()}
+    finished = rows[OUTCOME] == "completed" if OUTCOME in shown else rows.index >= 0  # best of these
+    table.best = {m: _best_rows(rows[m].where(finished), d) for m, d in metrics.items()}
     if ablation and len(rows):
         records = grouped.first().loc[order] if has_setups else None
         _mark_ablation(table, records)
@@ -159,7 +165,10 @@ def _mark_ablation(table: Table, records: pd.DataFrame | None) -> None:
         table.reference = [None, *[0] * (len(rows) - 1)]
         base = rows.iloc[0]
         table.changed = {
-            (i, c) for i in range(len(rows)) for c in shown if not _same(rows.iloc[i][c], base[c])
+            (i, c)
+            for i in range(len(rows))
+            for c in shown
+            if c != OUTCOME and not _same(rows.iloc[i][c], base[c])
         }
         return
     table.reference, last_kept = [], None
@@ -226,16 +235,43 @@ def _header(column: str, headers: Mapping[str, str]) -> str:
     return " / ".join(HEADERS.get(part, part) for part in column.split("+"))
 
 
+MAX_VALUES = 6  # a numeric hyperparameter with more distinct values is binned in the marginal tables
+
+
 def marginals(
     frame: pd.DataFrame, metric: str, direction: str, columns: Sequence[str]
 ) -> dict[str, pd.DataFrame]:
-    """For each hyperparameter, the metric per value: mean, best and number of trials."""
+    """For each hyperparameter, the metric per value (a continuous one: per quantile bin, shown as its
+    range): mean, best and number of trials."""
     kept = frame[frame["state"] == "COMPLETE"]
     best = "max" if direction == "maximize" else "min"
-    return {
-        c: kept.groupby(c, dropna=False)[metric].agg(mean="mean", best=best, n="count").reset_index()
-        for c in columns
-    }
+    tables = {}
+    for c in columns:
+        values = kept[c]
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        binned = numeric and values.nunique() > MAX_VALUES
+        if binned:  # quantile bins, in order, each shown as the range of the values in it
+            bins = pd.qcut(values, q=min(5, values.nunique()), duplicates="drop")
+            ranges = values.groupby(bins, observed=True).agg(["min", "max"])
+            labels = {b: f"{r['min']:.3g} – {r['max']:.3g}" for b, r in ranges.iterrows()}  # in bin order
+            values = pd.Series(
+                pd.Categorical(bins.map(labels), categories=list(labels.values()), ordered=True),
+                index=kept.index,
+            )
+        table = kept.groupby(values.rename(c), dropna=False, observed=True, sort=True)[metric].agg(
+            mean="mean", best=best, n="count"
+        )
+        tables[c] = table.astype({"n": int}).reset_index()
+    return tables
+
+
+def _outcome(row: Any) -> str:
+    """A trial's state as the table shows it: completed, pruned or diverged at its step, or failed."""
+    if row.state == "PRUNED":
+        why = "diverged" if str(row.error or "").startswith("diverged") else "pruned"
+        steps = getattr(row, "steps", None)
+        return f"{why} at step {int(steps)}" if steps is not None and not pd.isna(steps) else why
+    return {"COMPLETE": "completed", "FAIL": "failed"}.get(row.state, row.state.lower())
 
 
 def _sort_key(value: object) -> tuple:

@@ -10,7 +10,7 @@ from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, open_dict
 from optuna.trial import Trial
 
-from sweeplab.config import ConfigError, SweeplabError
+from sweeplab.config import SweeplabError
 from sweeplab.sweep.job import TrialJob
 from sweeplab.sweep.setups import Setup
 from sweeplab.sweep.space import Param
@@ -41,20 +41,16 @@ class TrialComposer:
             )
         return self._bases[overrides]
 
-    def job_for(self, trial: Trial, **job: Any) -> tuple[TrialJob, Path]:
-        """The trial's job and its output folder. Raises SweeplabError when the config does not compose:
-        the command or the sweep file is wrong, and every trial would fail alike."""
-        setup = self.setups[str(self.params["setup"].suggest(trial))] if self.setups else None
+    def compose(self, trial: Trial, study_name: str) -> tuple[DictConfig, Path, str]:
+        """The trial's config (its values suggested), its output folder and its values as text. Raises
+        SweeplabError when the config does not compose: every trial would fail alike."""
+        setup = self._setup(trial)
         set_by_setup = setup.overrides if setup else {}
         groups = [f"{k}={v}" for k, v in set_by_setup.items() if k in self.groups]
         groups += [p.override(p.suggest(trial)) for p in self.params.values() if p.is_group]
         try:
             base = self.composed(tuple([*self.fixed, *groups]))
-            set_values = {k: v for k, v in set_by_setup.items() if k not in self.groups}
-            lacking = [k for k in set_values if absent(base, k)]
-            if setup and lacking:  # unlike a searched key, a setup's key is meant for every trial of it
-                raise ConfigError(f"setup {setup.label}", f"sets {', '.join(lacking)}; the config lacks it")
-            values = [f"{k}={v}" for k, v in set_values.items()]
+            values = [f"{k}={v}" for k, v in set_by_setup.items() if k not in self.groups]
             values += [
                 p.override(p.suggest(trial))
                 for p in self.params.values()
@@ -63,24 +59,36 @@ class TrialComposer:
             config = with_values(base, values)
             resume_dir = trial.user_attrs.get("resume_dir")
             with open_dict(config):
-                config.hydra.job.id = f"{job['study_name']}_{trial.number}"
+                config.hydra.job.id = f"{study_name}_{trial.number}"
                 config.hydra.job.num = trial.number
                 config.hydra.mode = RunMode.MULTIRUN  # Hydra composes each sweep job as a RUN
                 if resume_dir:  # a retry carries on in the folder of the trial it resumes
                     config.hydra.sweep.dir, config.hydra.sweep.subdir = os.path.split(resume_dir)
-            # Hydra's node resolves only inside the job; the rest resolves in place, without copies
-            task_config = {key: plain(config[key]) for key in config if key != "hydra"}
             output_dir = Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir)).absolute()
         except Exception as err:
             raise SweeplabError(f"trial {trial.number}: the config does not compose: {err}") from err
+        shown = " ".join([*groups, *values]) or "(no searched values)"
+        return config, output_dir, f"setup {setup.label}: {shown}" if setup else shown
+
+    def job_for(self, trial: Trial, **job: Any) -> tuple[TrialJob, Path]:
+        """The trial's job and its output folder, its config and setup recorded in the trial."""
+        config, output_dir, shown = self.compose(trial, job["study_name"])
+        # Hydra's node resolves only inside the job; the rest resolves in place, without copies
+        try:
+            task_config = {key: plain(config[key]) for key in config if key != "hydra"}
+        except Exception as err:
+            raise SweeplabError(f"trial {trial.number}: the config does not resolve: {err}") from err
         records = {"overrides": list(config.hydra.overrides.task), "config": task_config}
         for key, value in {**records, "output_dir": str(output_dir)}.items():
             trial.set_user_attr(key, value)
+        setup = self._setup(trial)
         if setup is not None:
             trial.set_user_attr("setup", setup.record())
-        shown = " ".join([*groups, *values]) or "(no searched values)"
         resumed = (
             f" (retry of trial {trial.user_attrs['retry_of']})" if "retry_of" in trial.user_attrs else ""
         )
-        log.info("trial %d%s: %s%s", trial.number, resumed, f"setup {setup.label}: " if setup else "", shown)
+        log.info("trial %d%s: %s", trial.number, resumed, shown)
         return TrialJob(config=config, trial_id=trial._trial_id, **job), output_dir
+
+    def _setup(self, trial: Trial) -> Setup | None:
+        return self.setups[str(self.params["setup"].suggest(trial))] if self.setups else None

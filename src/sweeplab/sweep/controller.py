@@ -22,13 +22,16 @@ from omegaconf import DictConfig
 from optuna.trial import Trial
 
 from sweeplab.config import SweeplabError
-from sweeplab.files import EnvironmentFault
+from sweeplab.files import EnvironmentFault, writable_or_fault
 from sweeplab.sweep.folders import FolderTaken, TrialFolders
 from sweeplab.sweep.job import TrialOutcome, task_reference
 from sweeplab.sweep.lifecycle import DONE, SharedStudy
+from sweeplab.sweep.preview import preview
+from sweeplab.sweep.progress import Progress
 from sweeplab.sweep.settings import SweeperSettings
-from sweeplab.sweep.spec import plan_sweep
+from sweeplab.sweep.spec import SweepPlan, plan_sweep
 from sweeplab.sweep.storage import masked
+from sweeplab.sweep.task import contract_of
 from sweeplab.sweep.workers import InlineRunner, WorkerPool
 
 log = logging.getLogger("sweeplab.sweep")
@@ -50,12 +53,15 @@ class SweepController:
         self, settings: SweeperSettings, hydra_context: HydraContext, task: TaskFunction, config: DictConfig
     ) -> None:
         self.s, self.hydra_context, self.config = settings, hydra_context, config
-        self.task = task_reference(task)
+        self.task, self.contract = task_reference(task), contract_of(task)
 
     def run(self, arguments: list[str]) -> None:
         with _signals_raise():
             try:
-                self._open(arguments)
+                plan = plan_sweep(self.s, self.hydra_context, self.config, arguments, self.contract)
+                if self.s.dry_run:
+                    return preview(plan, self.s.n_jobs)
+                self._open(plan)
             except Interrupted as err:  # nothing runs yet: nothing to fail or requeue
                 log.warning("interrupted (%s) before any trial started", err)
                 raise SystemExit(128 + err.signum) from None
@@ -65,13 +71,13 @@ class SweepController:
             self.shared.close()
         self._summarise()
 
-    def _open(self, arguments: list[str]) -> None:
+    def _open(self, plan: SweepPlan) -> None:
         s = self.s
-        plan = plan_sweep(s, self.hydra_context, self.config, arguments)
+        self.sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
+        writable_or_fault(self.sweep_dir)  # before the study is created
         self.composer, self.objectives, self.monitor = plan.composer, plan.objectives, plan.monitor
         self.shared = SharedStudy(plan.spec)
         self.folders = TrialFolders(s.study_name, self.shared.id, masked(self.shared.url))
-        self.sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
         study = self.shared.study
         self.folders.check(self.sweep_dir, [t.user_attrs.get("output_dir", "") for t in study.trials])
         log.info(
@@ -88,11 +94,14 @@ class SweepController:
     def _run_trials(self) -> None:
         self.ran: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
-        self.stop: str | None = None  # why no more trials start
+        self.stop: str | None = None  # why no more trials start (a failure)
+        self.timed_out = False  # hydra.sweeper.timeout passed: no more trials start
         self.running: dict[int, Trial] = {}
+        self.started = time.monotonic()
+        self.progress = Progress(self.shared.spec.n_trials, self.shared.count(*DONE))
         runner = WorkerPool(self.s.n_jobs) if self.s.n_jobs > 1 else InlineRunner()
         try:
-            with _signals_raise():
+            with _signals_raise(), self.progress.shown():
                 self._loop(runner)
         except (Interrupted, SweeplabError) as err:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
@@ -116,7 +125,8 @@ class SweepController:
     def _loop(self, runner: InlineRunner | WorkerPool) -> None:
         waited = 0.0
         while True:
-            while runner.free() and self.stop is None:
+            self._check_timeout()
+            while runner.free() and self.stop is None and not self.timed_out:
                 trial = self.shared.claim()
                 if trial is None:
                     break
@@ -127,7 +137,7 @@ class SweepController:
                     self._finish(self.running.pop(number), outcome)
                 continue
             others = self.shared.elsewhere()
-            if self.stop is not None or not others:
+            if self.stop is not None or self.timed_out or not others:
                 return
             if time.monotonic() - waited > 30:  # say what it waits for, every 30 s
                 waited = time.monotonic()
@@ -141,6 +151,16 @@ class SweepController:
                         self.s.stale_after,
                     )
             time.sleep(POLL)
+
+    def _check_timeout(self) -> None:
+        if self.timed_out or self.s.timeout is None or time.monotonic() - self.started < self.s.timeout:
+            return
+        self.timed_out = True
+        log.info(
+            "timeout: %g s have passed (hydra.sweeper.timeout); no new trial starts%s",
+            self.s.timeout,
+            f", {len(self.running)} running trial(s) finish" if self.running else "",
+        )
 
     def _job_for(self, trial: Trial):
         try:
@@ -165,7 +185,8 @@ class SweepController:
     def _finish(self, trial: Trial, outcome: TrialOutcome) -> None:
         if outcome.worker_died:
             log.error("trial %d: %s", trial.number, outcome.error)
-            return self.shared.fail(trial, str(outcome.error), requeue=True, counts_as_retry=True)
+            self.shared.fail(trial, str(outcome.error), requeue=True, counts_as_retry=True)
+            return self._ended(trial, "FAIL", "(queued again)")
         if outcome.fatal:
             self.shared.fail(trial, str(outcome.error), requeue=True)
             raise EnvironmentFault(
@@ -183,25 +204,35 @@ class SweepController:
                 trial.set_user_attr(
                     "error", f"diverged: the loss became NaN or infinite by step {metrics.get('steps')}"
                 )
-            log.info("trial %d %s at step %s", trial.number, status, metrics.get("steps"))
-            return self.shared.prune(trial)
+            self.shared.prune(trial)
+            return self._ended(trial, "PRUNED", f"({status} at step {metrics.get('steps')})")
         missing = [m for m in self.objectives if not isinstance(metrics.get(m), int | float)]
-        if missing:
+        if missing:  # the objectives name what the task does not return: every trial would fail alike
             reported = ", ".join(map(str, metrics)) if metrics else "nothing"
-            return self._failed(trial, f"the run reported no {', '.join(missing)}; it reported {reported}")
+            error = f"the run reported no {', '.join(missing)}; it reported {reported}"
+            self._failed(trial, error)
+            raise SweeplabError(
+                f"trial {trial.number}: {error}. Set hydra.sweeper.objectives to metrics the task returns"
+            )
         values = [float(metrics[m]) for m in self.objectives]
         if not all(math.isfinite(v) for v in values):
             return self._failed(trial, f"objective values are not finite: {values}")
         self.ran["COMPLETE"] += 1
-        shown = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, values, strict=True))
-        log.info("trial %d: %s", trial.number, shown)
         self.shared.complete(trial, values)
+        shown = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, values, strict=True))
+        self._ended(trial, "COMPLETE", shown)
+
+    def _ended(self, trial: Trial, state: str, detail: str) -> None:
+        counts = Counter(t.state.name for t in self.shared.study.get_trials(deepcopy=False))
+        self.progress.trial_ended(trial.number, state, detail, counts)
 
     def _failed(self, trial: Trial, error: str, trace: str | None = None) -> None:
         self.ran["FAIL"] += 1
         self.errors[error] += 1
-        log.error("trial %d failed: %s", trial.number, (trace or error).rstrip())
+        if trace:
+            log.error("trial %d failed: %s", trial.number, trace.rstrip())
         self.shared.fail(trial, error)
+        self._ended(trial, "FAIL", error.splitlines()[0])
         ended = sum(self.ran.values())
         if self.ran["FAIL"] >= self.s.max_failures:
             self.stop = f"{self.ran['FAIL']} trials failed in this run (max_failures {self.s.max_failures})"

@@ -18,10 +18,9 @@ class SweeperSettings:
     # lists so that the command line replaces them whole: hydra.sweeper.objectives=[val_acc,params]
     objectives: list[str] = field(default_factory=lambda: ["val_acc"])
     directions: list[str] = field(default_factory=lambda: ["maximize"])
-    sampler: dict[str, Any] = field(
-        default_factory=lambda: {"name": "tpe", "seed": None}
-    )  # + sampler options
-    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})  # + pruner options
+    # {name: tpe, seed: ..., other options of Optuna's sampler}; a name alone means its defaults
+    sampler: Any = field(default_factory=lambda: {"name": "tpe", "seed": None})
+    pruner: Any = field(default_factory=lambda: {"name": "none"})  # likewise: hyperband = {name: hyperband}
     params: dict[str, str] = field(default_factory=dict)  # key: Hydra sweep expression
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # configurations to run first (a baseline)
     # an ordered list of configurations ({key: value, name: ...}), run in this order for each combination
@@ -42,3 +41,12 @@ class SweeperSettings:
     # how `sweeplab report --sweep NAME` shows the study: metrics {name: direction}, columns, headers,
     # ablation (mark changes from the first row); the sweeper itself does not use it
     report: dict[str, Any] = field(default_factory=dict)
+    timeout: float | None = None  # seconds: no new trial starts after this (running ones finish)
+    dry_run: bool = False  # print the plan and the first trials' configurations; run and store nothing
+
+    def __post_init__(self) -> None:
+        # `sampler=grid` on the command line or in a sweep file means {name: grid}
+        self.sampler = {"name": self.sampler} if isinstance(self.sampler, str) else dict(self.sampler)
+        self.pruner = {"name": self.pruner} if isinstance(self.pruner, str) else dict(self.pruner)
+        self.sampler.setdefault("name", "tpe")
+        self.pruner.setdefault("name", "none")

@@ -24,6 +24,7 @@ from optuna.trial import Trial
 from sweeplab.config import ConfigError
 
 Scalar = None | bool | int | float | str
+TAGS = {IntervalSweep: {"log"}}  # tags each kind of sweep understands
 
 
 def override_text(value: Any) -> str:
@@ -80,7 +81,7 @@ class Param:
             n = round((d.high - d.low) / d.step)
             return [round(d.low + i * d.step, 12) for i in range(n + 1)]
         raise ConfigError(
-            f"hydra.sweeper.params.{self.key}",
+            self.key,
             "the grid and brute-force samplers need discrete values: use choice(...) or range(...), "
             "not interval(...)",
         )
@@ -95,7 +96,7 @@ def parse_params(overrides: Mapping[str, str], is_group: set[str]) -> dict[str, 
         try:
             override = parser.parse_override(line)
         except Exception as err:  # Hydra's grammar errors say where the text is wrong
-            raise ConfigError(f"hydra.sweeper.params.{key}", f"cannot parse {expression!r}: {err}") from err
+            raise ConfigError(key, f"cannot parse {expression!r}: {err}") from err
         params[override.key_or_group] = to_param(override, override.key_or_group in is_group)
     return params
 
@@ -114,8 +115,17 @@ def split_overrides(arguments: Iterable[str]) -> tuple[dict[str, str], list[str]
 
 def to_param(override: Override, is_group: bool) -> Param:
     key, value = override.key_or_group, override.value()
-    where = f"hydra.sweeper.params.{key}"
+    where = key
+    tags = set(getattr(value, "tags", None) or ())
+    if tags - TAGS.get(type(value), set()):
+        raise ConfigError(
+            where,
+            f"unknown tag {', '.join(sorted(tags))} in {override.input_line}; the only tag is log, as in "
+            "tag(log, interval(1e-4, 1e-1))",
+        )
     if isinstance(value, ChoiceSweep):
+        if not value.list:
+            raise ConfigError(where, f"{override.input_line} is empty: give at least one value")
         choices = [as_scalar(v) for v in value.list]
         if len(set(map(repr, choices))) != len(choices):
             raise ConfigError(where, f"choice has repeated values: {choices}")
@@ -131,9 +141,15 @@ def to_param(override: Override, is_group: bool) -> Param:
             return Param(key, IntDistribution(start, start + (n - 1) * step, step=step))
         return Param(key, FloatDistribution(start, round(start + (n - 1) * step, 12), step=step))
     if isinstance(value, IntervalSweep):
-        log = "log" in value.tags
+        log = "log" in tags
+        if value.start >= value.end:
+            raise ConfigError(
+                where,
+                f"{override.input_line}: the start must be below the end "
+                f"(interval({value.end}, {value.start})?)",
+            )
         if log and value.start <= 0:
-            raise ConfigError(where, f"a log interval needs a positive start, got {value.start}")
+            raise ConfigError(where, f"a log interval needs a positive start, got {value.start:g}")
         if isinstance(value.start, int) and isinstance(value.end, int):
             return Param(key, IntDistribution(value.start, value.end, log=log))
         return Param(key, FloatDistribution(float(value.start), float(value.end), log=log))

@@ -17,9 +17,10 @@ from sweeplab.sweep.settings import SweeperSettings
 from sweeplab.sweep.setups import Setup, expand_setups, plan_trials
 from sweeplab.sweep.space import Param, as_scalar, parse_params, space_signature, split_overrides
 from sweeplab.sweep.storage import absolute, default_storage
+from sweeplab.sweep.study import PRUNERS, SAMPLERS, build_from
+from sweeplab.sweep.task import TaskContract
 from sweeplab.sweep.trial_config import fixed_values
-
-HISTORY_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
+from sweeplab.sweep.validate import Problems, check_trials, closest
 
 
 @dataclass
@@ -31,27 +32,56 @@ class SweepPlan:
 
 
 def plan_sweep(
-    s: SweeperSettings, hydra_context: HydraContext, config: DictConfig, arguments: list[str]
+    s: SweeperSettings,
+    hydra_context: HydraContext,
+    config: DictConfig,
+    arguments: list[str],
+    contract: TaskContract | None = None,
 ) -> SweepPlan:
+    """Raises SweepRefused listing every problem found, before anything is stored."""
+    problems = Problems()
     for name, value in (("n_trials", s.n_trials), ("n_jobs", s.n_jobs), ("max_failures", s.max_failures)):
         if value is not None and value < 1:
-            raise ConfigError(f"hydra.sweeper.{name}", f"must be at least 1, got {value}")
+            problems.add(f"hydra.sweeper.{name}: must be at least 1, got {value}")
+    if s.timeout is not None and s.timeout <= 0:
+        problems.add(f"hydra.sweeper.timeout: is in seconds and must be positive, got {s.timeout}")
     cli_sweeps, fixed = split_overrides(arguments)
     loader = hydra_context.config_loader
     expressions = {**s.params, **cli_sweeps}  # the command line wins over the sweep file
-    setups = {setup.label: setup for setup in expand_setups(s.setups, s.ablation)}
+    setups: dict[str, Setup] = {}
+    with problems.check():
+        setups = {setup.label: setup for setup in expand_setups(s.setups, s.ablation)}
     set_keys = {key for setup in setups.values() for key in setup.overrides}
     groups = {k for k in [*expressions, *set_keys] if "." not in k and loader.get_group_options(k)}
-    params = parse_params(expressions, groups)
+    params: dict[str, Param] = {}
+    for key, expression in expressions.items():
+        with problems.check():
+            params.update(parse_params({key: expression}, groups))
     if setups:
         both = sorted(set_keys & set(params))
         if both:
-            raise ConfigError("hydra.sweeper.setups", f"{', '.join(both)}: set by setups and params both")
+            problems.add(f"hydra.sweeper.setups: {', '.join(both)}: set by setups and params both")
         params = {"setup": Param("setup", CategoricalDistribution(list(setups))), **params}
+    objectives: dict[str, str] = {}
+    with problems.check():
+        objectives = _objectives(s, contract)
+    monitor = None
+    with problems.check():
+        monitor = _monitor(s, objectives, contract)
+    grid = None
+    with problems.check():
+        grid = _grid(s, params)
+    with problems.check():
+        build_from(PRUNERS, s.pruner, "hydra.sweeper.pruner")
+    if grid is not None or s.sampler["name"] != "grid":  # else the grid's problem is listed already
+        with problems.check():
+            context = {"search_space": grid} if s.sampler["name"] == "grid" else {}
+            build_from(SAMPLERS, s.sampler, "hydra.sweeper.sampler", **context)
     composer = TrialComposer(hydra_context, config, fixed, groups, params, setups)
-    objectives = _objectives(s)
-    spec = _spec(s, config, composer, objectives, params, setups, set_keys, fixed)
-    return SweepPlan(spec, composer, objectives, _monitor(s, objectives))
+    check_trials(problems, composer, params, setups, contract.check if contract else None)
+    problems.raise_if_any()
+    spec = _spec(s, config, composer, objectives, params, setups, set_keys, fixed, grid)
+    return SweepPlan(spec, composer, objectives, monitor)
 
 
 def _spec(
@@ -63,14 +93,12 @@ def _spec(
     setups: dict[str, Setup],
     set_keys: set[str],
     fixed: list[str],
+    grid: dict[str, list] | None,
 ) -> StudySpec:
     plan = [{k: as_scalar(v) for k, v in p.items()} for p in plan_trials(setups, params)]
-    context = {}
-    grid_size = 0
-    if s.sampler.get("name") in ("grid", "bruteforce"):
-        grid = {key: p.grid_values() for key, p in params.items()}  # raises for continuous ones
-        if s.sampler["name"] == "grid":
-            context, grid_size = {"search_space": grid}, math.prod(len(v) for v in grid.values())
+    context, grid_size = {}, 0
+    if grid is not None and s.sampler["name"] == "grid":
+        context, grid_size = {"search_space": grid}, math.prod(len(v) for v in grid.values())
     space = space_signature(params)
     if setups:  # a setup's contents are part of the space
         space["setup"] = "; ".join(
@@ -102,7 +130,14 @@ def _spec(
     )
 
 
-def _objectives(s: SweeperSettings) -> dict[str, str]:
+def _grid(s: SweeperSettings, params: dict[str, Param]) -> dict[str, list] | None:
+    """Every value of every param, for the grid and brute-force samplers (which need discrete ones)."""
+    if s.sampler["name"] not in ("grid", "bruteforce"):
+        return None
+    return {key: p.grid_values() for key, p in params.items()}
+
+
+def _objectives(s: SweeperSettings, contract: TaskContract | None) -> dict[str, str]:
     metrics, directions = list(s.objectives), list(s.directions)
     if not metrics or len(metrics) != len(directions) or len(set(metrics)) != len(metrics):
         raise ConfigError(
@@ -112,21 +147,29 @@ def _objectives(s: SweeperSettings) -> dict[str, str]:
     for direction in directions:
         if direction not in ("maximize", "minimize"):
             raise ConfigError("hydra.sweeper.directions", f"each is maximize or minimize, got {direction!r}")
+    unknown = [m for m in metrics if contract is not None and m not in contract.metrics]
+    if unknown:
+        known = list(contract.metrics)  # type: ignore[union-attr]
+        raise ConfigError(
+            "hydra.sweeper.objectives",
+            "; ".join(f"{m!r} is not a metric the task reports{closest(m, known)}" for m in unknown)
+            + f"; it reports: {', '.join(known)}",
+        )
     return dict(zip(metrics, directions, strict=True))
 
 
-def _monitor(s: SweeperSettings, objectives: dict[str, str]) -> str | None:
-    if s.pruner.get("name", "none") == "none":
+def _monitor(s: SweeperSettings, objectives: dict[str, str], contract: TaskContract | None) -> str | None:
+    if s.pruner["name"] == "none" or not objectives:
         return None
     first = next(iter(objectives))
     if len(objectives) > 1:
         raise ConfigError(
             "hydra.sweeper.pruner", "Optuna prunes single-objective studies only; use pruner none"
         )
-    if first not in HISTORY_METRICS:
+    if contract is not None and first not in contract.intermediate:
         raise ConfigError(
             "hydra.sweeper.pruner",
-            f"pruning needs an objective measured during training ({', '.join(HISTORY_METRICS)}), "
-            f"not {first!r}",
+            f"pruning needs an objective the task reports during a run ({', '.join(contract.intermediate)})"
+            f", not {first!r}{closest(first, contract.intermediate)}",
         )
     return first

@@ -122,9 +122,19 @@ def open_storage_readonly(url: str) -> BaseStorage:
 
 
 def _reason(err: BaseException) -> str:
-    """The driver's own words (e.g. 'connection refused'), without SQLAlchemy's boilerplate or the URL."""
+    """The driver's own words (e.g. 'connection refused'), without SQLAlchemy's boilerplate, and with
+    the password of any URL in them masked."""
     text = str(getattr(err, "orig", None) or err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    return _PASSWORD.sub(r"\1***@", text[0]) if text else type(err).__name__
+
+
+_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
+
+
+def storage_failure(err: BaseException, url: str | None = None) -> str:
+    """One line for a storage that failed under a command, its password masked."""
+    where = f" {masked(url)}" if url else ""
+    return f"the storage{where} failed: {_reason(err)}; rerun the same command to resume once it works"
 
 
 @contextlib.contextmanager

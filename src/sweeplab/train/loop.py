@@ -14,11 +14,11 @@ from omegaconf import DictConfig
 from torch import nn
 from tqdm.auto import tqdm
 
-from sweeplab.config import call_with
 from sweeplab.data import DataSplits, InputPipeline, build_inputs, load_data
 from sweeplab.losses import build_loss
 from sweeplab.models import count_parameters, create_model
 from sweeplab.optim import Schedule, build_optimizer, build_schedule
+from sweeplab.train.check import check_config
 from sweeplab.train.evaluate import Evaluation, evaluate
 from sweeplab.train.options import TrainerOptions, describe_budget
 from sweeplab.train.records import RunRecorder
@@ -149,10 +149,9 @@ def train(cfg: DictConfig, output_dir: Path | None = None, reporter: Reporter | 
 
 def build_trial(cfg: DictConfig) -> Trial:
     # Everything that can be checked without data is checked first, so a typo costs no loading time.
-    opts: TrainerOptions = call_with(TrainerOptions, cfg.trainer, "trainer")
+    opts = check_config(cfg)
     device = opts.resolve_device()
     loss_fn = build_loss(cfg.loss)
-    build_optimizer([torch.zeros(1, requires_grad=True)], cfg.optimizer)
     opts.apply_globals()
 
     data = load_data(cfg.dataset).to(device)

@@ -1,0 +1,59 @@
+"""`--dry-run`: a sweep's plan and the configurations of its first trials, drawn as a new study would
+draw them (the same sampler, seeds and queue), in memory: nothing is run, stored or written."""
+
+import logging
+import zlib
+
+import optuna
+
+from sweeplab.sweep.spec import SweepPlan
+from sweeplab.sweep.storage import masked
+from sweeplab.sweep.study import SAMPLERS, build_from
+
+log = logging.getLogger("sweeplab.sweep")
+SHOWN = 5  # trials previewed
+
+
+def preview(plan: SweepPlan, n_jobs: int) -> None:
+    spec = plan.spec
+    options = lambda node: " ".join(f"{k}={v}" for k, v in node.items() if k != "name")  # noqa: E731
+    lines = [
+        "dry run: the plan of the sweep; nothing is run, stored or written",
+        f"study {spec.name!r} in {masked(spec.storage_url)}",
+        f"budget: {spec.n_trials} finished trials (COMPLETE + PRUNED), {n_jobs} at a time; a rerun of a "
+        "stored study runs only what it lacks",
+        "objectives: " + ", ".join(f"{m} ({d})" for m, d in plan.objectives.items()),
+        f"sampler: {spec.sampler['name']} {options(spec.sampler)}".rstrip(),
+        f"pruner: {spec.pruner['name']} {options(spec.pruner)}".rstrip()
+        + (f", watching {plan.monitor}" if plan.monitor else ""),
+        "searched:" if spec.signature["space"] else "searched: nothing",
+        *(f"  {key}: {text}" for key, text in spec.signature["space"].items() if key != "setup"),
+    ]
+    if "setup" in spec.signature["space"]:
+        lines += ["setups:", *(f"  {s}" for s in spec.signature["space"]["setup"].split("; "))]
+    if spec.plan or spec.enqueue:
+        lines.append(f"queued first: {len(spec.enqueue)} enqueued and {len(spec.plan)} planned trials")
+    for line in lines:
+        log.info("%s", line)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "a new study created in memory" would mislead
+    try:
+        study = optuna.create_study(directions=spec.directions)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    for params in [*spec.enqueue, *spec.plan]:
+        study.enqueue_trial(dict(params))
+    shown = min(SHOWN, spec.n_trials)
+    log.info("the first %d trials of a new study:", shown)
+    seed = spec.sampler.get("seed")
+    for _ in range(shown):
+        if seed is not None:  # as SharedStudy.claim draws them
+            node = {**spec.sampler, "seed": zlib.crc32(f"{seed}:{len(study.trials)}".encode())}
+            study.sampler = build_from(SAMPLERS, node, "hydra.sweeper.sampler", **spec.sampler_context)
+        elif len(study.trials) == 0:
+            study.sampler = build_from(
+                SAMPLERS, spec.sampler, "hydra.sweeper.sampler", **spec.sampler_context
+            )
+        trial = study.ask()
+        _config, folder, shown = plan.composer.compose(trial, spec.name)
+        log.info("  trial %d: %s -> %s", trial.number, shown, folder)

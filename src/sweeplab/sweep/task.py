@@ -1,0 +1,42 @@
+"""What a task function tells the sweeper before any trial runs: the metrics it returns, the ones it
+reports during a run (for pruning), and how to check a config without running it. A sweep is then
+checked whole before its first trial: a typo'd objective or a config that cannot build costs nothing."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+ATTRIBUTE = "sweeplab_task"
+
+
+@dataclass(frozen=True)
+class TaskContract:
+    metrics: tuple[str, ...]  # numbers the task returns, any of which can be an objective
+    intermediate: tuple[str, ...] = ()  # metrics reported during a run, which a pruner can watch
+    check: Callable[[DictConfig], None] | None = None  # builds a trial's objects without data; raises
+
+
+def sweep_task(
+    *,
+    metrics: Sequence[str],
+    intermediate: Sequence[str] = (),
+    check: Callable[[DictConfig], None] | None = None,
+) -> Callable[[Callable], Callable]:
+    """Declare what a Hydra task function returns, under `@hydra.main`:
+
+    @hydra.main(...)
+    @sweep_task(metrics=["val_acc", "test_acc"], intermediate=["val_acc"])
+    def app(cfg): ...
+    """
+
+    def declare(task: Callable) -> Callable:
+        setattr(task, ATTRIBUTE, TaskContract(tuple(metrics), tuple(intermediate), check))
+        return task
+
+    return declare
+
+
+def contract_of(task: Callable) -> TaskContract | None:
+    """The task's declaration; None for a task that declares nothing (then only running it tells)."""
+    return getattr(task, ATTRIBUTE, None) or getattr(getattr(task, "__wrapped__", None), ATTRIBUTE, None)

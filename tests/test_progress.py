@@ -1,0 +1,68 @@
+"""What a running sweep prints: a line per finished trial and the study's progress (a fake clock makes
+the times exact), and `hydra.sweeper.timeout`."""
+
+import logging
+from collections import Counter
+
+from sweeplab.sweep.progress import Progress, clock_text
+from test_sweep import LR, SLOW_TRIALS, load, states
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_lines_are_golden(caplog):
+    clock = FakeClock()
+    progress = Progress(total=10, done=2, clock=clock, terminal=False)  # a resumed study: 2 done before
+    caplog.set_level(logging.INFO, logger="sweeplab.sweep")
+    with progress.shown():
+        clock.now += 12.4
+        progress.trial_ended(2, "COMPLETE", "val_acc=0.7125", Counter(COMPLETE=3, RUNNING=1))
+        clock.now += 30
+        progress.trial_ended(3, "PRUNED", "(pruned at step 300)", Counter(COMPLETE=3, PRUNED=1, FAIL=1))
+        clock.now += 3600
+        progress.trial_ended(4, "FAIL", "ValueError: boom", Counter(COMPLETE=3, PRUNED=1, FAIL=2))
+        clock.now += 5
+        progress.trial_ended(9, "COMPLETE", "val_acc=0.8", Counter(COMPLETE=9, PRUNED=1, FAIL=2))
+    assert caplog.messages == [
+        "trial 2 COMPLETE val_acc=0.7125 | study: 3/10 finished (3 COMPLETE, 1 RUNNING)",
+        "progress: 3/10 trials (30%), 0:12 elapsed, about 1:27 left",
+        "trial 3 PRUNED (pruned at step 300) | study: 4/10 finished (3 COMPLETE, 1 PRUNED, 1 FAIL)",
+        "progress: 4/10 trials (40%), 0:42 elapsed, about 2:07 left",
+        "trial 4 FAIL ValueError: boom | study: 4/10 finished (3 COMPLETE, 1 PRUNED, 2 FAIL)",
+        "progress: 4/10 trials (40%), 1:00:42 elapsed, about 3:02:07 left",
+        "trial 9 COMPLETE val_acc=0.8 | study: 10/10 finished (9 COMPLETE, 1 PRUNED, 2 FAIL)",
+        "progress: 10/10 trials (100%), 1:00:47 elapsed, done",
+    ]
+
+
+def test_before_any_trial_ends_the_time_left_is_not_guessed(caplog):
+    progress = Progress(total=4, done=0, clock=FakeClock(), terminal=False)
+    caplog.set_level(logging.INFO, logger="sweeplab.sweep")
+    progress.trial_ended(0, "FAIL", "boom", Counter(FAIL=1))
+    assert caplog.messages[-1] == "progress: 0/4 trials (0%), 0:00 elapsed, time left not known yet"
+    assert clock_text(59.6) == "1:00" and clock_text(3600) == "1:00:00"
+
+
+def test_on_a_terminal_the_progress_is_a_bar_over_trials(capsys):
+    clock = FakeClock()
+    progress = Progress(total=5, done=1, clock=clock, terminal=True)
+    with progress.shown():
+        clock.now += 10
+        progress.trial_ended(1, "COMPLETE", "", Counter(COMPLETE=2))
+        assert progress.bar is not None and progress.bar.n == 2 and progress.bar.total == 5
+    assert progress.bar is None
+    assert "2/5" in capsys.readouterr().err
+
+
+def test_no_trial_starts_after_the_timeout(tmp_path, sweeplab):
+    done = sweeplab("train", "-m", LR, "hydra.sweeper.n_trials=5", "hydra.sweeper.timeout=1", *SLOW_TRIALS)
+    assert done.returncode == 0, done.stdout
+    assert "timeout: 1 s have passed (hydra.sweeper.timeout); no new trial starts" in done.stdout
+    assert states(load(tmp_path, "default")) == {"COMPLETE": 1}  # the first ran to its end
+    assert "trial 0 COMPLETE val_acc=" in done.stdout and "| study: 1/5 finished (1 COMPLETE)" in done.stdout

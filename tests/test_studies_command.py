@@ -1,0 +1,84 @@
+"""`sweeplab studies` (list, show, delete) on SQLite and on PostgreSQL, and `sweeplab standin-data`."""
+
+import os
+import uuid
+
+import optuna
+import pytest
+
+from sweeplab.data import load_data
+from test_sweep import FAST
+
+POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(not POSTGRES, reason="set SWEEPLAB_TEST_POSTGRES to a PostgreSQL URL"),
+    ),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_studies_are_listed_shown_and_deleted(tmp_path, sweeplab, backend):
+    name = f"st_{uuid.uuid4().hex[:8]}"
+    storage = POSTGRES if backend == "postgresql" else f"sqlite:///{tmp_path}/studies/shared.db"
+    run = sweeplab(
+        "train",
+        "-m",
+        "optimizer.lr=choice(0.01,0.003)",
+        "hydra.sweeper.sampler=grid",
+        f"hydra.sweeper.study_name={name}",
+        f"hydra.sweeper.storage={storage}",
+        *FAST,
+    )
+    assert run.returncode == 0, run.stdout
+    where = ["--storage", storage]
+    listing = sweeplab("studies", *where)
+    assert listing.returncode == 0, listing.stdout
+    [row] = [line for line in listing.stdout.splitlines() if line.startswith(name)]
+    assert "2 COMPLETE" in row and "val_acc=0." in row and "(trial " in row
+    shown = sweeplab("studies", "show", name, *where)
+    assert shown.returncode == 0, shown.stdout
+    assert f"study '{name}' in" in shown.stdout and "trials: 2 COMPLETE" in shown.stdout
+    assert "objectives: val_acc (maximize)" in shown.stdout
+    assert "  optimizer.lr: choice of 0.01, 0.003" in shown.stdout
+    assert "commands:\n  sweeplab train -m " in shown.stdout and "best trials:\n  trial " in shown.stdout
+
+    unsure = sweeplab("studies", "delete", name, *where)  # no terminal to ask on: refused
+    assert unsure.returncode == 2 and "needs a confirmation: add --yes" in unsure.stdout
+    deleted = sweeplab("studies", "delete", name, *where, "--yes")
+    assert deleted.returncode == 0, deleted.stdout
+    assert f"deleted study '{name}'" in deleted.stdout
+    assert f"{tmp_path}/outputs/sweeps/{name} (2 trial folders)" in deleted.stdout  # what stays on disk
+    assert name not in optuna.get_all_study_names(storage)
+    again = sweeplab("studies", "show", name, *where)
+    assert again.returncode == 2 and f"no study '{name}' in" in again.stdout
+
+
+def test_studies_lists_every_file_of_the_studies_folder_and_creates_nothing(tmp_path, sweeplab):
+    empty = sweeplab("studies")
+    assert empty.returncode == 2 and "no studies in" in empty.stdout
+    for name in ("a", "b"):
+        sweeplab("train", "-m", "optimizer.lr=choice(0.01)", f"hydra.sweeper.study_name={name}", *FAST)
+    listing = sweeplab("studies")
+    assert listing.returncode == 0, listing.stdout
+    lines = listing.stdout.splitlines()
+    assert lines[0].split() == ["study", "storage", "trials", "best", "last", "activity"]
+    assert [line.split()[0] for line in lines[1:]] == ["a", "b"]
+    missing = sweeplab("studies", "show", "c")
+    assert missing.returncode == 2 and "does not exist" in missing.stdout
+    assert not (tmp_path / "studies" / "c.db").exists()
+
+
+def test_standin_data_are_read_by_the_real_parsers_and_never_written_over_data(tmp_path, sweeplab, make_cfg):
+    folder = tmp_path / "standins"
+    done = sweeplab("standin-data", str(folder), "--train", "60", "--test", "20")
+    assert done.returncode == 0, done.stdout
+    assert "SWEEPLAB_VERIFY_MD5=false sweeplab train sweep=cifar10_cnn size=smoke" in done.stdout
+    for dataset, extra in (("cifar10", ["dataset.verify_md5=false"]), ("mnist", []), ("fashion_mnist", [])):
+        cfg = make_cfg(f"dataset={dataset}", f"dataset.root={folder}", "dataset.download=false", *extra)
+        data = load_data(cfg.dataset)
+        assert len(data.y_train) + len(data.y_val) == 60 and len(data.y_test) == 20
+    again = sweeplab("standin-data", str(folder))
+    assert again.returncode == 2 and "already exist; stand-ins are never written over" in again.stdout

@@ -1,0 +1,269 @@
+"""A bad sweep is refused whole before its first trial, with one message listing every problem, and
+nothing is created: no study, no storage file, no output folder. Shorthands, dry runs and the faults
+every command meets (missing files, read-only folders, unreachable storages, Ctrl-C) end in one line."""
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from sweeplab.sweep.settings import SweeperSettings
+from test_sweep import FAST, LR, load, states
+
+REFUSED = "sweep refused (nothing was run or stored): "
+
+
+def nothing_created(tmp_path) -> bool:
+    return not (tmp_path / "studies").exists() and not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["hydra.sweeper.objectives=[val_accuracy]"],
+            "hydra.sweeper.objectives: 'val_accuracy' is not a metric the task reports (did you mean "
+            "val_acc?); it reports: val_acc, best_step,",
+        ),
+        (
+            ["model.hiden=choice([10],[20])"],
+            "model.hiden: the config has no such key (did you mean model.hidden?)",
+        ),
+        (
+            ["optimizer.lr=interval(0.1, 0.01)"],
+            "optimizer.lr: optimizer.lr=interval(0.1, 0.01): the start must be below the end "
+            "(interval(0.01, 0.1)?)",
+        ),
+        (
+            ["optimizer.lr=tag(lg, interval(1e-4, 1e-1))"],
+            "optimizer.lr: unknown tag lg in optimizer.lr=tag(lg, interval(1e-4, 1e-1)); the only tag is "
+            "log, as in tag(log, interval(1e-4, 1e-1))",
+        ),
+    ],
+)
+def test_a_bad_sweep_is_refused_with_one_line_before_anything_is_created(
+    tmp_path, sweeplab, overrides, message
+):
+    done = sweeplab("train", "-m", *overrides, *FAST)
+    assert done.returncode == 2, done.stdout
+    assert REFUSED + message + "\n" in done.stdout, done.stdout
+    assert "Traceback" not in done.stdout
+    assert nothing_created(tmp_path)
+
+
+def test_configs_that_cannot_build_and_settings_that_cannot_work_are_refused(tmp_path, sweeplab):
+    done = sweeplab(
+        "train",
+        "-m",
+        "model.activation=choice(relu,swish)",
+        "model=choice(mlp,cnnn)",
+        "trainer.eval_every=choice(10,0)",
+        "optimizer.lr=tag(log, interval(0, 1e-1))",
+        "hydra.sweeper.pruner=median",
+        "hydra.sweeper.objectives=[test_acc]",
+        "hydra.sweeper.sampler=grid",
+        *FAST,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stdout
+    problems = done.stdout[done.stdout.index("sweep refused") :].splitlines()[1:]
+    assert problems == [
+        "  - optimizer.lr: a log interval needs a positive start, got 0",
+        "  - hydra.sweeper.pruner: pruning needs an objective the task reports during a run (val_acc, "
+        "val_loss, train_acc, train_loss), not 'test_acc'",
+        "  - model: no option 'cnnn'; choose from: cnn, linear, mlp, preact_resnet, torchvision",
+        "  - with model.activation=swish: model.activation: unknown activation 'swish'; choose one of: "
+        "relu, leaky_relu, elu, selu, gelu, silu, mish, softplus, tanh, sigmoid, identity",
+        "  - with trainer.eval_every=0: trainer.eval_every: must be positive, got 0",
+    ]
+    assert nothing_created(tmp_path)
+    # a fixed value that cannot work fails every kind of trial: it is listed once
+    grid = sweeplab(
+        "train", "-m", LR, "optimizer=sgd", "optimizer.momentum=1.5", "hydra.sweeper.sampler=grid", *FAST
+    )
+    assert grid.returncode == 2
+    assert grid.stdout[grid.stdout.index("sweep refused") :].splitlines()[1:] == [
+        "  - optimizer.lr: the grid and brute-force samplers need discrete values: use choice(...) or "
+        "range(...), not interval(...)",
+        "  - optimizer.momentum: must be in [0, 1), got 1.5",
+    ]
+
+
+def test_every_problem_of_a_sweep_is_listed_at_once(tmp_path, sweeplab):
+    done = sweeplab(
+        "train",
+        "-m",
+        "model.hiden=choice([10],[20])",
+        "optimizer.lr=interval(0.1, 0.01)",
+        "model.activation=choice(relu,swish)",
+        "hydra.sweeper.objectives=[val_accuracy]",
+        "hydra.sweeper.n_jobs=0",
+        *FAST,
+    )
+    assert done.returncode == 2
+    lines = done.stdout[done.stdout.index("sweep refused") :].splitlines()
+    assert lines[0].endswith("sweep refused, 5 problems (nothing was run or stored):")
+    assert [line.split(":")[0] for line in lines[1:6]] == [
+        "  - hydra.sweeper.n_jobs",
+        "  - optimizer.lr",
+        "  - hydra.sweeper.objectives",
+        "  - model.hiden",
+        "  - with model.activation=swish",
+    ]
+    assert nothing_created(tmp_path)
+
+
+def test_keys_of_some_group_options_only_and_a_setup_of_another_group_are_legal(tmp_path, sweeplab):
+    sweep_dir = tmp_path / "mine" / "sweep"
+    sweep_dir.mkdir(parents=True)
+    (sweep_dir / "groups.yaml").write_text(
+        """# @package _global_
+hydra:
+  mode: MULTIRUN
+  sweeper:
+    study_name: groups
+    setups:
+      - {name: plain, model: mlp}
+      - {name: conv, model: cnn, model.kernel_size: 3}
+"""
+    )
+    done = sweeplab(
+        "train",
+        f"--config-dir={tmp_path / 'mine'}",
+        "sweep=groups",
+        "optimizer=choice(sgd,adam)",
+        "optimizer.momentum=choice(0.5,0.9)",  # sgd has it, adam does not: conditional
+        "--dry-run",
+        *FAST,
+    )
+    assert done.returncode == 0, done.stdout
+    assert "sweep refused" not in done.stdout
+    assert "  conv: model=cnn model.kernel_size=3" in done.stdout
+    assert nothing_created(tmp_path)
+
+
+def test_sampler_and_pruner_names_alone_mean_their_defaults():
+    assert SweeperSettings(sampler="grid", pruner="hyperband").sampler == {"name": "grid"}
+    assert SweeperSettings(pruner="hyperband").pruner == {"name": "hyperband"}
+    assert SweeperSettings(sampler={"seed": 3}).sampler == {"seed": 3, "name": "tpe"}
+
+
+def test_the_shorthands_work_on_the_command_line_and_in_a_sweep_file(tmp_path, sweeplab):
+    done = sweeplab(
+        "train",
+        "-m",
+        "optimizer.lr=choice(0.01,0.1)",
+        "hydra.sweeper.sampler=grid",
+        "hydra.sweeper.pruner=hyperband",
+        "hydra.sweeper.study_name=short",
+        *FAST,
+    )
+    assert done.returncode == 0, done.stdout
+    assert states(load(tmp_path, "short"))["COMPLETE"] + states(load(tmp_path, "short"))["PRUNED"] == 2
+    sweep_dir = tmp_path / "mine" / "sweep"
+    sweep_dir.mkdir(parents=True)
+    (sweep_dir / "short.yaml").write_text(
+        """# @package _global_
+hydra:
+  mode: MULTIRUN
+  sweeper:
+    study_name: file
+    sampler: random
+    pruner: median
+    params:
+      optimizer.lr: choice(0.01, 0.1)
+"""
+    )
+    preview = sweeplab("train", f"--config-dir={tmp_path / 'mine'}", "sweep=short", "--dry-run", *FAST)
+    assert preview.returncode == 0, preview.stdout
+    assert "sampler: random\n" in preview.stdout and "pruner: median, watching val_acc\n" in preview.stdout
+
+
+def test_a_dry_run_prints_the_plan_and_the_first_trials_and_stores_nothing(tmp_path, sweeplab):
+    args = ["train", "sweep=mnist1d_mlp", *FAST]
+    done = sweeplab(*args, "--dry-run")
+    assert done.returncode == 0, done.stdout
+    out = done.stdout
+    assert "dry run: the plan of the sweep; nothing is run, stored or written" in out
+    assert "budget: 20 finished trials (COMPLETE + PRUNED), 1 at a time" in out
+    assert "optimizer.lr: log-uniform [0.0001, 0.01]" in out
+    assert "queued first: 1 enqueued and 0 planned trials" in out
+    # the enqueued baseline first, then what the seeded sampler draws
+    baseline = "model.hidden=[100,100] model.activation=relu model.norm=none optimizer.lr=0.001"
+    assert f"  trial 0: {baseline} ->" in out
+    assert out.count("  trial ") == 5
+    assert nothing_created(tmp_path)
+    # the preview draws what the study draws
+    run = sweeplab(*args, "hydra.sweeper.n_trials=3")
+    assert run.returncode == 0, run.stdout
+    for trial in load(tmp_path, "mnist1d_mlp").trials[1:]:
+        shown = " ".join(f"{k}={v}" for k, v in trial.params.items())
+        assert f"  trial {trial.number}: {shown} ->" in out
+    single = sweeplab("train", "--dry-run")
+    assert single.returncode == 2
+    assert "--dry-run previews a sweep: add -m, or use a sweep file (sweep=NAME)" in single.stdout
+
+
+def test_a_bad_override_of_a_single_run_is_one_line(tmp_path, sweeplab):
+    done = sweeplab("train", "model.hiden=10")
+    assert done.returncode == 2 and "Traceback" not in done.stdout
+    assert "sweeplab train: error: Could not override 'model.hiden'." in done.stdout
+
+
+def test_a_bad_notes_file_is_one_line(tmp_path, sweeplab):
+    sweeplab("train", "-m", "optimizer.lr=choice(0.01)", "hydra.sweeper.study_name=n", *FAST)
+    done = sweeplab("report", "n", "--notes", "/nonexistent.md")
+    assert done.returncode == 2 and "Traceback" not in done.stdout
+    assert (
+        "sweeplab report: error: --notes: cannot read /nonexistent.md: No such file or directory"
+        in done.stdout
+    )
+
+
+def test_an_unreachable_storage_is_one_line_with_the_password_masked(tmp_path, sweeplab):
+    done = sweeplab("train", "-m", LR, "hydra.sweeper.storage=postgresql://bob:s3cret@127.0.0.1:1/db", *FAST)
+    assert done.returncode in (1, 2) and "Traceback" not in done.stdout
+    assert "s3cret" not in done.stdout
+    assert "postgresql://bob:***@127.0.0.1:1/db" in done.stdout
+    listing = sweeplab("studies", "--storage", "postgresql://bob:s3cret@127.0.0.1:1/db")
+    assert (
+        listing.returncode in (1, 2) and "s3cret" not in listing.stdout and "Traceback" not in listing.stdout
+    )
+
+
+def test_ctrl_c_in_a_single_run_is_one_line(tmp_path, sweeplab):
+    run = sweeplab(
+        "train", "trainer.max_steps=100000", "trainer.eval_every=1000", background=True, new_group=True
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("outputs/runs/*/*/train.log")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    run.send_signal(signal.SIGINT)
+    out, _ = run.communicate(timeout=60)
+    assert run.returncode == 130, out
+    assert "sweeplab train: error: interrupted" in out and "Traceback" not in out
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A read-only tmpfs (root only; skipped elsewhere)."""
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_read_only_folder_is_one_line_for_train_and_report(tmp_path, sweeplab, read_only):
+    single = sweeplab("train", f"hydra.run.dir={read_only}/run", *FAST)
+    assert single.returncode == 1 and "Traceback" not in single.stdout
+    assert f"sweeplab train: error: read-only file system writing {read_only}/run" in single.stdout
+    sweeplab("train", "-m", "optimizer.lr=choice(0.01)", "hydra.sweeper.study_name=r", *FAST)
+    report = sweeplab("report", "r", "--out", f"{read_only}/report")
+    assert report.returncode == 1 and "Traceback" not in report.stdout
+    assert f"sweeplab report: error: read-only file system writing {read_only}/" in report.stdout
