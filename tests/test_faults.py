@@ -35,7 +35,9 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("signum", "code"), [pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow), (signal.SIGINT, 130)]
+)
 def test_a_signal_fails_and_requeues_the_running_trials_stops_the_workers_and_says_how_to_resume(
     tmp_path, sweeplab, signum, code
 ):
@@ -81,6 +83,7 @@ def history(folder: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in csv.DictReader(file)]
 
 
+@pytest.mark.slow
 def test_a_trial_killed_at_step_k_resumes_from_its_last_evaluation_with_the_same_numbers(tmp_path, sweeplab):
     same = [
         "optimizer=sgd",

@@ -101,12 +101,12 @@ def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-SMOKE = [
+SMOKE = [  # two in the default suite (an ablation, a CNN study); every one under -m slow, as CI runs it
     "cifar10_mlp_ablation",
-    "mnist_classifiers",
-    "cifar10_mlp_setups",
+    pytest.param("mnist_classifiers", marks=pytest.mark.slow),
+    pytest.param("cifar10_mlp_setups", marks=pytest.mark.slow),
     "cifar10_cnn",
-    "synthetic_mlp",
+    pytest.param("synthetic_mlp", marks=pytest.mark.slow),
     pytest.param("cifar10_grid_pca", marks=pytest.mark.slow),  # 59 trials
 ]
 

@@ -56,6 +56,7 @@ def test_studies_are_listed_shown_and_deleted(tmp_path, sweeplab, backend):
     assert again.returncode == 2 and f"no study '{name}' in" in again.stdout
 
 
+@pytest.mark.slow
 def test_studies_lists_every_file_of_the_studies_folder_and_creates_nothing(tmp_path, sweeplab):
     empty = sweeplab("studies")
     assert empty.returncode == 2 and "no studies in" in empty.stdout

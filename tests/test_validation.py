@@ -47,7 +47,7 @@ def test_a_bad_sweep_is_refused_with_one_line_before_anything_is_created(
 ):
     done = sweeplab("train", "-m", *overrides, *FAST)
     assert done.returncode == 2, done.stdout
-    assert REFUSED + message + "\n" in done.stdout, done.stdout
+    assert REFUSED + message in done.stdout, done.stdout
     assert "Traceback" not in done.stdout
     assert nothing_created(tmp_path)
 
@@ -72,9 +72,9 @@ def test_configs_that_cannot_build_and_settings_that_cannot_work_are_refused(tmp
         "  - hydra.sweeper.pruner: pruning needs an objective the task reports during a run (val_acc, "
         "val_loss, train_acc, train_loss), not 'test_acc'",
         "  - model: no option 'cnnn'; choose from: cnn, linear, mlp, preact_resnet, torchvision",
-        "  - with model.activation=swish: model.activation: unknown activation 'swish'; choose one of: "
-        "relu, leaky_relu, elu, selu, gelu, silu, mish, softplus, tanh, sigmoid, identity",
-        "  - with trainer.eval_every=0: trainer.eval_every: must be positive, got 0",
+        "  - with model=mlp, model.activation=swish: model.activation: unknown activation 'swish'; choose "
+        "one of: relu, leaky_relu, elu, selu, gelu, silu, mish, softplus, tanh, sigmoid, identity",
+        "  - with model=mlp, trainer.eval_every=0: trainer.eval_every: must be positive, got 0",
     ]
     assert nothing_created(tmp_path)
     # a fixed value that cannot work fails every kind of trial: it is listed once

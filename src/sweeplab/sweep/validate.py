@@ -2,17 +2,18 @@
 nothing is created (no study, no trial, no folder).
 
 Beyond the settings and expressions (checked where they are parsed, in `spec`), this composes the
-config of every kind of trial the sweep can make (each option of a swept config group, each setup)
-and checks against them: the swept keys exist in at least one (a key only some group options have is
-a conditional parameter), each setup's keys exist in its config, and the task's own check (for
-`train`: model, optimizer, loss, schedule, without data) passes with each choice of the searched values.
+config of every kind of trial the sweep can make (each combination of the swept config groups' options,
+for each setup; the first MAX_KINDS) and checks against them: the swept keys exist in at least one (a
+key only some group options have is a conditional parameter), each setup's keys exist in its config,
+and the task's own check (for `train`: model, optimizer, loss, schedule, without data) passes with each
+choice of the searched values.
 """
 
 import contextlib
 import difflib
 import itertools
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 from omegaconf import DictConfig
 
@@ -22,6 +23,7 @@ from sweeplab.sweep.setups import Setup
 from sweeplab.sweep.space import Param
 from sweeplab.sweep.trial_config import absent, with_values
 
+MAX_KINDS = 64  # compositions of group choices and setups checked, at about 0.1 s each
 MAX_CHECKS = 200  # builds of trial objects per sweep check, at a few ms each
 
 
@@ -67,48 +69,63 @@ def closest(key: str, known: Sequence[str]) -> str:
     return f" (did you mean {match[0]}?)" if match else ""
 
 
+class Kind(NamedTuple):
+    """One kind of trial: its group choices composed by Hydra, and the values its setup sets."""
+
+    context: str  # how problems of this kind are introduced: "setup 'Adam' with model=cnn: "
+    config: DictConfig
+    values: list[str]
+
+
 def check_trials(
     problems: Problems,
     composer: TrialComposer,
     params: dict[str, Param],
     setups: dict[str, Setup],
-    check: Any,
+    check: Callable[[DictConfig], None] | None,
 ) -> None:
     """Compose each kind of trial and check it (see the module's doc); problems go to `problems`."""
     loader = composer.hydra_context.config_loader
-    kinds: list[tuple[str, list[str], list[str]]] = [("", [], [])]  # (what it is, groups, values)
+    options = []  # for each swept config group, the overrides of its options
     for p in params.values():
         if p.is_group:
-            options = loader.get_group_options(p.key)
+            known = loader.get_group_options(p.key)
             for choice in p.grid_values():
-                if choice not in options:
-                    problems.add(f"{p.key}: no option {choice!r}; choose from: {', '.join(options)}")
-                else:
-                    kinds.append((f"with {p.key}={choice}: ", [f"{p.key}={choice}"], []))
-    for label, setup in setups.items():
-        groups = [f"{k}={v}" for k, v in setup.overrides.items() if k in composer.groups]
-        values = [f"{k}={v}" for k, v in setup.overrides.items() if k not in composer.groups]
-        kinds.append((f"setup {label!r}: ", groups, values))
-
-    composed: list[tuple[str, DictConfig, list[str]]] = []
-    for context, groups, values in kinds:
+                if choice not in known:
+                    problems.add(f"{p.key}: no option {choice!r}; choose from: {', '.join(known)}")
+            options.append([f"{p.key}={c}" for c in p.grid_values() if c in known])
+    bases = [("", [], [])]  # (context, groups, values) of each setup, or of the one config
+    if setups:
+        bases = [
+            (
+                f"setup {label!r}",
+                [f"{k}={v}" for k, v in setup.overrides.items() if k in composer.groups],
+                [f"{k}={v}" for k, v in setup.overrides.items() if k not in composer.groups],
+            )
+            for label, setup in setups.items()
+        ]
+    kinds: list[Kind] = []
+    every = itertools.product(bases, itertools.product(*options))
+    for (context, groups, values), choices in itertools.islice(every, MAX_KINDS):
+        text = " ".join(filter(None, [context, f"with {' '.join(choices)}" if choices else ""]))
         try:
-            composed.append((context, composer.composed(tuple([*composer.fixed, *groups])), values))
+            config = composer.composed(tuple([*composer.fixed, *groups, *choices]))
         except Exception as err:  # Hydra names what does not compose
-            problems.add(f"{context}the config does not compose: {err}")
-    if not composed:
+            problems.add(f"{text + ': ' if text else ''}the config does not compose: {err}")
+            continue
+        kinds.append(Kind(f"{text}: " if text else "", config, values))
+    if not kinds:
         return
-    keys = sorted(set().union(*(_paths(config) for _, config, _ in composed)))
+    keys = sorted(set().union(*(_paths(kind.config) for kind in kinds)))
     searched = [p for p in params.values() if not p.is_group and p.key != "setup"]
     for p in searched:
         if p.key not in keys:
             problems.add(f"{p.key}: the config has no such key{closest(p.key, keys)}")
     buildable, named = [], set()
-    for kind in composed:
-        context, config, values = kind
-        lacking = [key for key in (v.split("=", 1)[0] for v in values) if absent(config, key)]
+    for kind in kinds:
+        lacking = [key for key in (v.split("=", 1)[0] for v in kind.values) if absent(kind.config, key)]
         for key in sorted(set(lacking) - named):  # named once: later setups of an ablation inherit it
-            problems.add(f"{context}sets {key}, which its config lacks{closest(key, keys)}")
+            problems.add(f"{kind.context}sets {key}, which its config lacks{closest(key, keys)}")
         named.update(lacking)
         if not lacking:
             buildable.append(kind)
@@ -117,16 +134,18 @@ def check_trials(
 
 
 def _check_builds(
-    problems: Problems, composed: list[tuple[str, DictConfig, list[str]]], searched: list[Param], check: Any
+    problems: Problems, kinds: list[Kind], searched: list[Param], check: Callable[[DictConfig], None]
 ) -> None:
     """The task's check on each kind of trial, and on each value of the searched keys (one at a time,
     on the first kind of trial that has the key)."""
-    runs = list(composed)
+    runs = list(kinds)
     for p in searched:
-        first = next((kind for kind in composed if not absent(kind[1], p.key)), None)
+        first = next((kind for kind in kinds if not absent(kind.config, p.key)), None)
         if first is not None:
-            context, config, values = first
-            runs += [(f"{context}with {probe}: ", config, [*values, probe]) for probe in _probes(p)]
+            runs += [
+                Kind(_with(first.context, probe), first.config, [*first.values, probe])
+                for probe in _probes(p)
+            ]
     seen: set[str] = set()  # a fault every kind of trial shares is listed once
     for context, config, values in itertools.islice(runs, MAX_CHECKS):
         try:
@@ -136,6 +155,14 @@ def _check_builds(
             if error not in seen:
                 seen.add(error)
                 problems.add(f"{context}{error}")
+
+
+def _with(context: str, value: str) -> str:
+    """ "with a=1: " -> "with a=1, b=2: "; "setup 'x': " -> "setup 'x' with b=2: "; "" -> "with b=2: "."""
+    text = context.removesuffix(": ")
+    if not text:
+        return f"with {value}: "
+    return f"{text}, {value}: " if " with " in f" {text}" else f"{text} with {value}: "
 
 
 def _probes(p: Param) -> list[str]:

@@ -60,7 +60,13 @@ class WorkerPool:
         process = self.context.Process(
             target=_serve, args=(theirs, self.threads, gpu, os.getpid()), name=f"trial-worker-{slot}"
         )
-        process.start()
+        # Started with Ctrl-C ignored, which a new Python keeps: a Ctrl-C to the terminal's group while a
+        # worker is still starting up (before _serve ignores it too) must not print its traceback.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            process.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         theirs.close()
         return process, ours
 
