@@ -222,7 +222,7 @@ def test_a_bad_notes_file_is_one_line(tmp_path, sweeplab):
 
 def test_an_unreachable_storage_is_one_line_with_the_password_masked(tmp_path, sweeplab):
     done = sweeplab("train", "-m", LR, "hydra.sweeper.storage=postgresql://bob:s3cret@127.0.0.1:1/db", *FAST)
-    assert done.returncode in (1, 2) and "Traceback" not in done.stdout
+    assert done.returncode == 1 and "Traceback" not in done.stdout
     assert "s3cret" not in done.stdout
     assert "postgresql://bob:***@127.0.0.1:1/db" in done.stdout
     listing = sweeplab("studies", "--storage", "postgresql://bob:s3cret@127.0.0.1:1/db")

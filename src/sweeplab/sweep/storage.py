@@ -23,6 +23,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from sweeplab.config import SweeplabError
+from sweeplab.files import EnvironmentFault
 
 LOCK_TIMEOUT = 300.0  # seconds to wait for a study's lock before giving up with a message
 SUPPORTED = "sqlite:///PATH.db, postgresql://USER:PASSWORD@HOST/DB or journal:///PATH.log"
@@ -181,7 +182,8 @@ def _advisory_lock(url: str, name: str, timeout: float) -> Iterator[None]:
     try:
         connection = _lock_engine(url).connect()
     except sqlalchemy.exc.SQLAlchemyError as err:
-        raise SweeplabError(f"hydra.sweeper.storage: cannot reach {masked(url)}: {_reason(err)}") from err
+        # the server, not the user's input: exit 1, as for a full disk
+        raise EnvironmentFault(f"hydra.sweeper.storage: cannot reach {masked(url)}: {_reason(err)}") from err
     try:
         query = sqlalchemy.text("SELECT pg_try_advisory_lock(:key)")
         _wait_for(lambda: bool(connection.execute(query, {"key": key}).scalar()), timeout, f"lock {name!r}")
