@@ -1,6 +1,7 @@
 """Tests compose the real config from conf/ and shrink it (tiny budgets, a per-session data folder)."""
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -61,7 +62,16 @@ def sweeplab(tmp_path: Path, data_dir: Path) -> Callable[..., Any]:
         command = [str(Path(sys.executable).with_name("sweeplab")), *args]
         streams = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
         if background:  # new_group: its own process group, to signal it as a terminal or a scheduler would
-            return subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=new_group, **streams)
+            return subprocess.Popen(
+                command,
+                cwd=tmp_path,
+                env=env,
+                start_new_session=new_group,
+                # as a terminal's foreground job has it: under a shell's `&` (CI started in the
+                # background) SIGINT arrives ignored, and Python keeps an ignored SIGINT ignored
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                **streams,
+            )
         return subprocess.run(command, cwd=tmp_path, env=env, timeout=timeout, **streams)
 
     return run

@@ -259,6 +259,7 @@ def read_only(tmp_path):
     subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+@pytest.mark.slow
 def test_a_read_only_folder_is_one_line_for_train_and_report(tmp_path, sweeplab, read_only):
     single = sweeplab("train", f"hydra.run.dir={read_only}/run", *FAST)
     assert single.returncode == 1 and "Traceback" not in single.stdout
