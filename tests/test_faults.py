@@ -123,20 +123,6 @@ def test_a_sweep_whose_every_trial_fails_stops_after_max_failures_naming_the_err
     assert states(load(tmp_path, "default")) == {"FAIL": 5}
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 256 KiB tmpfs (root only; skipped elsewhere)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True
-    )
-    if mounted.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=False)
-
-
 def test_a_full_disk_fails_the_trial_with_its_reason_and_stops_cleanly(tmp_path, sweeplab, small_disk):
     args = ["train", "-m", LR, "hydra.sweeper.n_trials=5", f"hydra.sweep.dir={small_disk}/s", *FAST]
     done = sweeplab(*args, "model.hidden=[400,400]")  # its checkpoints do not fit

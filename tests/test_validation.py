@@ -245,22 +245,10 @@ def test_ctrl_c_in_a_single_run_is_one_line(tmp_path, sweeplab):
     assert "sweeplab train: error: interrupted" in out and "Traceback" not in out
 
 
-@pytest.fixture
-def read_only(tmp_path):
-    """A read-only tmpfs (root only; skipped elsewhere)."""
-    disk = tmp_path / "ro"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(disk)], capture_output=True
-    )
-    if mounted.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=False)
-
-
 @pytest.mark.slow
-def test_a_read_only_folder_is_one_line_for_train_and_report(tmp_path, sweeplab, read_only):
+def test_a_read_only_folder_is_one_line_for_train_and_report(tmp_path, sweeplab, small_disk):
+    read_only = small_disk
+    subprocess.run(["mount", "-o", "remount,ro", str(read_only)], check=True)
     single = sweeplab("train", f"hydra.run.dir={read_only}/run", *FAST)
     assert single.returncode == 1 and "Traceback" not in single.stdout
     assert f"sweeplab train: error: read-only file system writing {read_only}/run" in single.stdout
