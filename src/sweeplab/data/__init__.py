@@ -1,9 +1,10 @@
 """Data: a registry of sources, the train/val/test splits, preprocessing and augmentation."""
 
 from collections.abc import Mapping
+from pathlib import Path
 
-from sweeplab.config import to_dict
-from sweeplab.data import sources, vision  # noqa: F401  (registers the data sets)
+from sweeplab.config import ConfigError, to_dict
+from sweeplab.data import image_folder, sources, vision  # noqa: F401  (registers the data sets)
 from sweeplab.data.augment import AUGMENTS
 from sweeplab.data.preprocess import PREPROCESS, InputPipeline
 from sweeplab.data.registry import DATASETS
@@ -17,6 +18,7 @@ __all__ = [
     "InputPipeline",
     "RawData",
     "build_inputs",
+    "check_source",
     "input_spec",
     "load_data",
 ]
@@ -58,3 +60,11 @@ def input_spec(node: Mapping) -> tuple[tuple[int, ...], int] | None:
         return known(params) if known else None
     except (KeyError, TypeError):  # a malformed node: loading it names the fault
         return None
+
+
+def check_source(node: Mapping) -> None:
+    """The file or folder a data set names (`dataset.path`) must exist: checked before a sweep's first
+    trial, so a typo is one message, not a failed trial."""
+    path = to_dict(node).get("path")
+    if path is not None and not Path(path).expanduser().exists():
+        raise ConfigError("dataset.path", f"{path} does not exist (relative paths start from {Path.cwd()})")

@@ -17,6 +17,8 @@ class RawData:
     x_test: Tensor
     y_test: Tensor
     class_names: list[str]
+    x_val: Tensor | None = None  # a source's own validation set, used instead of carving one from train
+    y_val: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -43,13 +45,18 @@ class DataSplits:
 
 
 def carve_validation(raw: RawData, val_fraction: float | None, split_seed: int | None) -> DataSplits:
-    """Hold out `val_fraction` of the training set, chosen by a permutation fixed by `split_seed`."""
+    """Hold out `val_fraction` of the training set, chosen by a permutation fixed by `split_seed`, unless
+    the source has its own validation set."""
     require(isinstance(split_seed, int), "dataset.split_seed", f"expected an integer, got {split_seed!r}")
     require(
         isinstance(val_fraction, float) and 0 < val_fraction < 1,
         "dataset.val_fraction",
         f"must be in (0, 1), got {val_fraction}",
     )
+    if raw.x_val is not None and raw.y_val is not None:
+        return DataSplits(
+            raw.x_train, raw.y_train, raw.x_val, raw.y_val, raw.x_test, raw.y_test, raw.class_names
+        )
     n = len(raw.y_train)
     n_val = round(n * val_fraction)
     require(

@@ -15,10 +15,13 @@ from torchvision import datasets as tvd
 from torchvision.datasets.utils import check_integrity
 
 from sweeplab.config import SweeplabError, require
+from sweeplab.data.image_folder import load_image_folder
 from sweeplab.data.registry import DATASETS
 from sweeplab.data.splits import RawData
 
 IdxSource = Literal["official", "test_only"]
+# CIFAR-10's classes in label order (torchvision reads them from the batches' meta file)
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 @DATASETS.register("mnist")
@@ -36,9 +39,13 @@ def fashion_mnist(
 
 
 @DATASETS.register("cifar10")
-def cifar10(*, root: str, download: bool, verify_md5: bool = True) -> RawData:
+def cifar10(*, root: str, download: bool, verify_md5: bool = True, path: str | None = None) -> RawData:
     """`verify_md5: false` reads batch files that are not the genuine ones (smoke runs on generated
-    files in CIFAR-10's format); torchvision otherwise refuses any file whose md5 differs."""
+    files in CIFAR-10's format); torchvision otherwise refuses any file whose md5 differs.
+    `path`: read CIFAR-10 from a folder-per-class copy instead (a folder or archive, as `image_folder`
+    reads), such as the JPEG copy; its classes and image size must be CIFAR-10's."""
+    if path is not None:
+        return _cifar10_copy(Path(path), Path(root))
     with contextlib.nullcontext() if verify_md5 else trusting_present_files(tvd.CIFAR10):
         train, test = (_open(tvd.CIFAR10, root, download, train=flag) for flag in (True, False))
 
@@ -52,6 +59,17 @@ def cifar10(*, root: str, download: bool, verify_md5: bool = True) -> RawData:
         y_test=torch.as_tensor(test.targets, dtype=torch.int64),
         class_names=list(train.classes),
     )
+
+
+def _cifar10_copy(path: Path, root: Path) -> RawData:
+    raw = load_image_folder(path, root)
+    if raw.class_names != CIFAR10_CLASSES or tuple(raw.x_train.shape[1:]) != (3, 32, 32):
+        raise SweeplabError(
+            f"dataset.path: {path} is not a copy of CIFAR-10: it has classes {', '.join(raw.class_names)} "
+            f"and images of {'x'.join(map(str, raw.x_train.shape[1:]))}, not CIFAR-10's "
+            f"{', '.join(CIFAR10_CLASSES)} and 3x32x32. For other image data use dataset=image_folder"
+        )
+    return raw
 
 
 def _idx_dataset(

@@ -7,7 +7,7 @@ import torch
 from omegaconf import DictConfig
 
 from sweeplab.config import call_with, to_dict
-from sweeplab.data import DATASETS, build_inputs, input_spec
+from sweeplab.data import DATASETS, build_inputs, check_source, input_spec
 from sweeplab.losses import build_loss
 from sweeplab.models import create_model
 from sweeplab.optim import build_optimizer, build_schedule
@@ -25,6 +25,7 @@ def check_config(cfg: DictConfig) -> TrainerOptions:
     steps = min(opts.max_steps or UNKNOWN_STEPS, opts.limit_steps or UNKNOWN_STEPS)
     build_schedule(optimizer, cfg.scheduler, steps, 100)
     DATASETS.get(to_dict(cfg.dataset).get("name"), "dataset.name")
+    check_source(cfg.dataset)
     spec = input_spec(cfg.dataset)
     if spec is not None:  # a data set whose shape is known without reading it
         shape, classes = spec
