@@ -259,3 +259,22 @@ def test_the_cifar10_jpeg_copy(tmp_path: Path) -> None:
     pixels = raw.x_train.float().div(255)
     assert torch.allclose(pixels.mean((0, 2, 3)), torch.tensor([0.4913, 0.4821, 0.4465]), atol=1e-4)
     assert torch.allclose(pixels.std((0, 2, 3)), torch.tensor([0.2452, 0.2428, 0.2606]), atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CIFAR10_JPEG.is_file(), reason=f"{CIFAR10_JPEG} absent")
+def test_readme_commands_on_the_cifar10_jpeg_copy(sweeplab, tmp_path: Path) -> None:
+    """The README's two commands, as a smoke run: the reference ablation on the real images, reported."""
+    args = (
+        "sweep=cifar10_mlp_ablation",
+        "size=smoke",
+        f"dataset.path={CIFAR10_JPEG}",
+        "trainer.progress=false",
+    )
+    run = sweeplab("train", *args)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "this run: 16 trials (16 COMPLETE)" in run.stdout
+    report = sweeplab("report", "sweep=cifar10_mlp_ablation", "size=smoke")
+    assert report.returncode == 0, report.stdout[-3000:]
+    index = (tmp_path / "outputs" / "smoke" / "reports" / "cifar10_mlp_ablation" / "index.md").read_text()
+    assert f"data: cifar10 (from {CIFAR10_JPEG})" in index

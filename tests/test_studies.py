@@ -107,7 +107,7 @@ SMOKE = [  # two in the default suite (an ablation, a CNN study); every one unde
     pytest.param("cifar10_mlp_setups", marks=pytest.mark.slow),
     "cifar10_cnn",
     pytest.param("synthetic_mlp", marks=pytest.mark.slow),
-    pytest.param("cifar10_grid_pca", marks=pytest.mark.slow),  # 59 trials
+    pytest.param("cifar10_grid_pca", marks=pytest.mark.slow),  # 69 trials
 ]
 
 

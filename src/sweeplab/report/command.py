@@ -279,7 +279,10 @@ def _summary(study: optuna.Study) -> list[str]:
             )
             if trainer.get("limit_steps"):
                 budget += f", capped at {trainer['limit_steps']} steps (a smoke run)"
-            lines.append(f"- data: {data.get('name')}; budget: {budget} of batch {trainer.get('batch_size')}")
+            source = f" (from {data['path']})" if data.get("path") else ""
+            lines.append(
+                f"- data: {data.get('name')}{source}; budget: {budget} of batch {trainer.get('batch_size')}"
+            )
     if complete and len(study.directions) == 1:
         best = study.best_trial
         shown = {
