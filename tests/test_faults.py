@@ -211,3 +211,11 @@ def test_a_report_never_writes_to_a_storage_and_never_replaces_files_it_did_not_
     assert (tmp_path / "rep" / "table.md").read_text() != "my edits"
     assert sweeplab("report", "default", "--out", "rep").returncode == 0  # its own files: replaced
     assert optuna.load_study(study_name="default", storage=f"sqlite:///{db}").trials
+    notes = tmp_path / "rep" / "notes.md"
+    notes.write_text("**What was run.** two trials")  # notes kept beside the report they head
+    again = sweeplab("report", "default", "--out", "rep", "--notes", "rep/notes.md")
+    assert again.returncode == 0, again.stdout
+    assert notes.read_text() == "**What was run.** two trials"
+    assert "**What was run.** two trials" in (tmp_path / "rep" / "index.md").read_text()
+    without = sweeplab("report", "default", "--out", "rep")  # now the notes are the user's own file
+    assert without.returncode == 2 and "rep/notes.md" in without.stdout and notes.is_file()

@@ -86,7 +86,10 @@ def main(argv: Sequence[str]) -> None:
     studies = [_load(name, storage) for name in names]
     spec_out = spec.pop("out", None)
     out = args.out or Path(spec_out or Path("outputs", "reports", "_vs_".join(names)))
-    with _fresh_folder(out, args.force) as folder:
+    # notes kept inside the report's folder are the user's words: carried into the new folder, never lost
+    inside = args.notes is not None and args.notes.resolve().is_relative_to(out.resolve())
+    keep = args.notes.resolve().relative_to(out.resolve()) if inside else None
+    with _fresh_folder(out, args.force, keep) as folder:
         write_report(
             studies,
             folder,
@@ -104,11 +107,12 @@ MANIFEST = ".sweeplab-report.json"  # the files a report wrote, with their hashe
 
 
 @contextlib.contextmanager
-def _fresh_folder(out: Path, force: bool) -> Iterator[Path]:
+def _fresh_folder(out: Path, force: bool, keep: Path | None = None) -> Iterator[Path]:
     """A new folder to write the report into, put in place of `out` only when the report is complete.
     An `out` that holds files the report did not write (or that were edited since) is never replaced,
-    unless `force`."""
-    foreign = [] if force or not out.exists() else _foreign_files(out)
+    unless `force`; `keep` (a path inside `out`) is copied into the new folder, outside the manifest."""
+    kept = out / keep if keep is not None else None
+    foreign = [] if force or not out.exists() else [p for p in _foreign_files(out) if p != kept]
     if foreign:
         shown = ", ".join(str(p) for p in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         raise SweeplabError(
@@ -124,6 +128,9 @@ def _fresh_folder(out: Path, force: bool) -> Iterator[Path]:
         yield new
         files = {p.relative_to(new).as_posix(): _digest(p) for p in sorted(new.rglob("*")) if p.is_file()}
         write_atomic(new / MANIFEST, json.dumps(files, indent=1) + "\n")
+        if kept is not None and kept.is_file():
+            (new / keep).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(kept, new / keep)
         if out.exists():
             out.rename(old)
         new.rename(out)
