@@ -203,6 +203,27 @@ def test_pca_keeps_the_requested_variance_of_the_training_split(make_cfg):
     assert pipeline(x_train).shape[1] == 2  # refitting follows the new training data only
 
 
+def test_a_fit_of_the_same_data_and_preprocessing_is_reused_in_one_process(make_cfg, monkeypatch):
+    from sweeplab.data import preprocess
+
+    fits = []
+    original = preprocess.PCA.fit
+    monkeypatch.setattr(preprocess.PCA, "fit", lambda self, x: fits.append(1) or original(self, x))
+    x_train = torch.randn(500, 5, generator=torch.Generator().manual_seed(0)) * torch.arange(5, 0, -1)
+    cfg = make_cfg("preprocess=pca", "preprocess.variance=0.9")
+
+    def fitted(x: torch.Tensor, source: str) -> torch.Tensor:
+        pipeline = build_inputs(cfg.preprocess, make_cfg().augment, (5,))
+        pipeline.fit(x, source=source)
+        return pipeline(x_train)
+
+    first = fitted(x_train, "data A")
+    assert torch.equal(fitted(x_train, "data A"), first) and len(fits) == 1  # the second trial reuses it
+    fitted(x_train, "data B")  # another config, or other data under the same name: fitted again
+    fitted(x_train * 2, "data B")
+    assert len(fits) == 3
+
+
 def test_crop_flip_moves_and_mirrors_whole_images():
     torch.manual_seed(0)
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)

@@ -1,6 +1,7 @@
 """`train(cfg) -> Result`: one trial, from a composed config to recorded metrics. Independent of Hydra's
 entry point, so the sweeper can call it in-process with a reporter for intermediate values."""
 
+import json
 import logging
 import math
 import time
@@ -14,6 +15,7 @@ from omegaconf import DictConfig
 from torch import nn
 from tqdm.auto import tqdm
 
+from sweeplab.config import to_dict
 from sweeplab.data import DataSplits, InputPipeline, build_inputs, load_data
 from sweeplab.losses import build_loss
 from sweeplab.models import count_parameters, create_model
@@ -157,7 +159,7 @@ def build_trial(cfg: DictConfig) -> Trial:
     data = load_data(cfg.dataset).to(device)
     total_steps, steps_per_epoch = opts.budget(len(data.y_train))
     inputs = build_inputs(cfg.preprocess, cfg.augment, data.input_shape)
-    inputs.fit(data.x_train)
+    inputs.fit(data.x_train, source=json.dumps([to_dict(cfg.dataset), to_dict(cfg.preprocess)], default=str))
     model_input_shape = tuple(inputs(data.x_train[:2]).shape[1:])
     model = create_model(cfg.model, model_input_shape, data.num_classes).to(device)
     optimizer = build_optimizer(model.parameters(), cfg.optimizer)
