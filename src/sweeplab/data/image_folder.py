@@ -59,7 +59,7 @@ def load_image_folder(
         if cached is not None:
             return cached
         raw = _decode_source(path, size, bad_images)
-        _write_cache(cache, key, raw)
+        _write_cache(cache, key, raw, path)
     return raw
 
 
@@ -102,10 +102,10 @@ def _read_cache(cache: Path, key: str) -> RawData | None:
     return RawData(**stored["data"])
 
 
-def _write_cache(cache: Path, key: str, raw: RawData) -> None:
+def _write_cache(cache: Path, key: str, raw: RawData, source: Path) -> None:
     data = {k: v for k, v in vars(raw).items() if v is not None}
     try:
-        save_torch_atomic({"key": key, "source": str(cache), "data": data}, cache)
+        save_torch_atomic({"key": key, "source": str(source), "data": data}, cache)
     except (OSError, EnvironmentFault) as err:
         fault = environment_fault(err, cache) or err
         log.warning("the decoded images could not be cached (%s); they are decoded again next time", fault)
