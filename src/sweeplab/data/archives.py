@@ -11,7 +11,7 @@ import os
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -33,9 +33,7 @@ class SourceFiles:
 
 @contextlib.contextmanager
 def open_source(path: Path) -> Iterator[SourceFiles]:
-    """The image files of a folder or an archive; the archive stays open inside the block."""
-    if not path.exists():
-        raise SweeplabError(f"dataset.path: {path} does not exist")
+    """The image files of a folder or an archive (that exists); the archive stays open inside the block."""
     if path.is_dir():
         yield _folder(path)
     elif zipfile.is_zipfile(path):
@@ -146,5 +144,5 @@ def _is_image(name: str) -> bool:
     return PurePosixPath(base).suffix.lower() in IMAGE_SUFFIXES and not base.startswith(".")
 
 
-def _parents(names) -> set[str]:
+def _parents(names: Iterable[str]) -> set[str]:
     return {parent.as_posix() for name in names for parent in PurePosixPath(name).parents if parent.parts}
