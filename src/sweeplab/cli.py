@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sweeplab.config import SweeplabError
 from sweeplab.files import EnvironmentFault, environment_fault
 from sweeplab.paths import config_dir, register_resolvers
-from sweeplab.sweep.task import sweep_task
+from sweeplab.sweep.task import Packing, sweep_task
 from sweeplab.train.metrics import INTERMEDIATE, METRICS
 
 log = logging.getLogger("sweeplab")
@@ -54,8 +54,25 @@ def _check_trial_config(cfg: DictConfig) -> None:
     check_config(cfg)
 
 
+def _train_pack(cfgs: list, output_dirs: list, reporters: list, labels: list) -> list[dict]:
+    from sweeplab.packed import train_pack
+
+    return [result.metrics for result in train_pack(cfgs, output_dirs, reporters, labels)]
+
+
+def _packable_keys(cfg: DictConfig) -> set[str]:
+    from sweeplab.packed.keys import packable_keys
+
+    return packable_keys(cfg)
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-@sweep_task(metrics=METRICS, intermediate=INTERMEDIATE, check=_check_trial_config)
+@sweep_task(
+    metrics=METRICS,
+    intermediate=INTERMEDIATE,
+    check=_check_trial_config,
+    pack=Packing(run=_train_pack, keys=_packable_keys),
+)
 def train_app(cfg: DictConfig) -> dict:
     """One run; under `-m`, one trial of the sweep, reporting to it through `current_reporter()`."""
     from sweeplab.sweep.job import current_reporter

@@ -7,6 +7,7 @@ builders themselves, next to the code that relies on them, through `require`.
 """
 
 import inspect
+import json
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -60,6 +61,12 @@ def comparable_values(cfg: DictConfig) -> dict[str, Any]:
     plain = {k: to_dict(cfg[k]) if isinstance(cfg[k], DictConfig) else cfg[k] for k in cfg if k != "hydra"}
     walk(plain, "")
     return flat
+
+
+def structure(cfg: DictConfig, packable: set[str]) -> str:
+    """What trials packed together share: the comparable values but the `packable` keys, as text."""
+    values = {k: v for k, v in comparable_values(cfg).items() if k not in packable}
+    return json.dumps(values, sort_keys=True, default=str)
 
 
 def call_with(builder: Callable, node: Mapping, path: str, **context: Any) -> Any:

@@ -10,7 +10,7 @@ from sweeplab.registry import Registry
 LOSSES: Registry = Registry("loss")
 
 
-@LOSSES.register("cross_entropy")
+@LOSSES.register("cross_entropy", packable=("label_smoothing",))
 def cross_entropy(*, label_smoothing: float) -> nn.Module:
     require(0 <= label_smoothing < 1, "loss.label_smoothing", f"must be in [0, 1), got {label_smoothing}")
     return nn.CrossEntropyLoss(label_smoothing=label_smoothing)

@@ -34,7 +34,7 @@ def _check_betas(betas: list[float]) -> tuple[float, float]:
     return betas[0], betas[1]
 
 
-@OPTIMIZERS.register("sgd")
+@OPTIMIZERS.register("sgd", packable=("lr", "momentum", "weight_decay"))
 def sgd(*, params: Iterable, lr: float, momentum: float, nesterov: bool, weight_decay: float) -> Optimizer:
     _check_common(lr, weight_decay)
     require(0 <= momentum < 1, "optimizer.momentum", f"must be in [0, 1), got {momentum}")
@@ -42,7 +42,7 @@ def sgd(*, params: Iterable, lr: float, momentum: float, nesterov: bool, weight_
     return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
 
 
-@OPTIMIZERS.register("adam")
+@OPTIMIZERS.register("adam", packable=("lr", "betas", "eps", "weight_decay"))
 def adam(
     *, params: Iterable, lr: float, betas: list[float], eps: float, weight_decay: float, amsgrad: bool = False
 ) -> Optimizer:
@@ -52,7 +52,7 @@ def adam(
     )
 
 
-@OPTIMIZERS.register("adamw")
+@OPTIMIZERS.register("adamw", packable=("lr", "betas", "eps", "weight_decay"))
 def adamw(
     *, params: Iterable, lr: float, betas: list[float], eps: float, weight_decay: float, amsgrad: bool = False
 ) -> Optimizer:
@@ -62,7 +62,7 @@ def adamw(
     )
 
 
-@OPTIMIZERS.register("rmsprop")
+@OPTIMIZERS.register("rmsprop", packable=("lr", "alpha", "momentum", "eps", "weight_decay"))
 def rmsprop(
     *,
     params: Iterable,
@@ -113,7 +113,7 @@ def constant(*, optimizer: Optimizer, total_steps: int, steps_per_epoch: int) ->
     return Schedule(LambdaLR(optimizer, lambda step: 1.0))
 
 
-@SCHEDULERS.register("step")
+@SCHEDULERS.register("step", packable=("step_size", "gamma"))
 def step_decay(
     *, optimizer: Optimizer, total_steps: int, steps_per_epoch: int, step_size: float, gamma: float
 ) -> Schedule:
@@ -124,14 +124,14 @@ def step_decay(
     return Schedule(LambdaLR(optimizer, lambda step: gamma ** (step // every)))
 
 
-@SCHEDULERS.register("exponential")
+@SCHEDULERS.register("exponential", packable=("gamma",))
 def exponential(*, optimizer: Optimizer, total_steps: int, steps_per_epoch: int, gamma: float) -> Schedule:
     """Multiply the rate by `gamma` after each epoch (e.g. 0.95)."""
     require(0 < gamma <= 1, "scheduler.gamma", f"must be in (0, 1], got {gamma}")
     return Schedule(LambdaLR(optimizer, lambda step: gamma ** (step // steps_per_epoch)))
 
 
-@SCHEDULERS.register("cosine")
+@SCHEDULERS.register("cosine", packable=("warmup_steps", "min_factor"))
 def cosine(
     *, optimizer: Optimizer, total_steps: int, steps_per_epoch: int, warmup_steps: int, min_factor: float
 ) -> Schedule:
@@ -152,7 +152,7 @@ def cosine(
     return Schedule(LambdaLR(optimizer, factor))
 
 
-@SCHEDULERS.register("plateau")
+@SCHEDULERS.register("plateau", packable=("factor", "patience", "min_lr"))
 def plateau(
     *,
     optimizer: Optimizer,
@@ -170,7 +170,7 @@ def plateau(
     )
 
 
-@SCHEDULERS.register("onecycle")
+@SCHEDULERS.register("onecycle", packable=("pct_start", "div_factor", "final_div_factor"))
 def onecycle(
     *,
     optimizer: Optimizer,

@@ -14,15 +14,23 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._builders: dict[str, T] = {}
+        self._packable: dict[str, tuple[str, ...]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, packable: tuple[str, ...] = ()) -> Callable[[T], T]:
+        """`packable`: the options that change neither tensor shapes nor control flow (a rate, a seed),
+        in which trials packed into one model may differ (`sweeplab.packed`)."""
+
         def add(builder: T) -> T:
             if name in self._builders:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._builders[name] = builder
+            self._packable[name] = packable
             return builder
 
         return add
+
+    def packable(self, name: str) -> tuple[str, ...]:
+        return self._packable.get(name, ())
 
     def get(self, name: str, field: str) -> T:
         """The builder for `name`; an unknown name is a ConfigError on `field` listing the choices."""

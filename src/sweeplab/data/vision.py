@@ -1,4 +1,7 @@
-"""Image data sets through torchvision's own classes (download, checksums, parsing), held as uint8."""
+"""Image data sets through torchvision's own classes (download, checksums, parsing), held as uint8.
+torchvision is imported where it is used: importing it costs about 2 s, which other runs skip."""
+
+from __future__ import annotations
 
 import contextlib
 import gzip
@@ -6,18 +9,19 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from unittest import mock
 
 import numpy as np
 import torch
-from torchvision import datasets as tvd
-from torchvision.datasets.utils import check_integrity
 
 from sweeplab.config import SweeplabError, require
 from sweeplab.data.image_folder import load_image_folder
 from sweeplab.data.registry import DATASETS
 from sweeplab.data.splits import RawData
+
+if TYPE_CHECKING:
+    from torchvision import datasets as tvd
 
 IdxSource = Literal["official", "test_only"]
 # CIFAR-10's classes in label order (torchvision reads them from the batches' meta file)
@@ -28,6 +32,8 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 def mnist(
     *, root: str, download: bool, source: IdxSource = "official", test_fraction: float = 0.2
 ) -> RawData:
+    from torchvision import datasets as tvd
+
     return _idx_dataset(tvd.MNIST, root, download, source, test_fraction)
 
 
@@ -35,6 +41,8 @@ def mnist(
 def fashion_mnist(
     *, root: str, download: bool, source: IdxSource = "official", test_fraction: float = 0.2
 ) -> RawData:
+    from torchvision import datasets as tvd
+
     return _idx_dataset(tvd.FashionMNIST, root, download, source, test_fraction)
 
 
@@ -44,6 +52,8 @@ def cifar10(*, root: str, download: bool, verify_md5: bool = True, path: str | N
     files in CIFAR-10's format); torchvision otherwise refuses any file whose md5 differs.
     `path`: read CIFAR-10 from a folder-per-class copy instead (a folder or archive, as `image_folder`
     reads), such as the JPEG copy; its classes and image size must be CIFAR-10's."""
+    from torchvision import datasets as tvd
+
     if path is not None:
         return _cifar10_copy(Path(path), Path(root))
     with contextlib.nullcontext() if verify_md5 else trusting_present_files(tvd.CIFAR10):
@@ -104,6 +114,8 @@ def trusting_present_files(cls: type) -> Iterator[None]:
 
 
 def _class_names(cls: type[tvd.MNIST]) -> list[str]:
+    from torchvision import datasets as tvd
+
     return [str(d) for d in range(10)] if cls is tvd.MNIST else list(cls.classes)
 
 
@@ -122,10 +134,14 @@ def _expected_files(cls: type, root: str) -> tuple[Path, list[str]]:
 
 
 def _missing_message(cls: type, root: str, download: bool, err: Exception) -> str:
+    from torchvision import datasets as tvd
+
     folder, names = _expected_files(cls, root)
     missing = [n for n in names if not (folder / n).is_file()]
     if not missing and cls is tvd.CIFAR10:  # all there: torchvision refused them for their md5
         listed = [*cls.train_list, *cls.test_list, (cls.meta["filename"], cls.meta["md5"])]
+        from torchvision.datasets.utils import check_integrity
+
         wrong = [name for name, md5 in listed if not check_integrity(str(folder / name), md5)]
         return (
             f"{cls.__name__} files in {folder} have the wrong checksum: {', '.join(wrong) or 'the archive'}. "

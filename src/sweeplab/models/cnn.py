@@ -31,7 +31,7 @@ def _pool(kind: str, dims: int) -> nn.Module:
     return nn.AvgPool2d(2) if dims == 2 else nn.AvgPool1d(2)
 
 
-@MODELS.register("cnn")
+@MODELS.register("cnn", packable=("dropout",))
 def cnn(
     *,
     input_shape: tuple[int, ...],
@@ -123,7 +123,7 @@ class PreActBlock(nn.Module):
         return self.body(out) + skip
 
 
-@MODELS.register("preact_resnet")
+@MODELS.register("preact_resnet", packable=("dropout",))
 def preact_resnet(
     *,
     input_shape: tuple[int, ...],

@@ -26,7 +26,7 @@ def linear(*, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
 
 
-@MODELS.register("mlp")
+@MODELS.register("mlp", packable=("dropout",))
 def mlp(
     *,
     input_shape: tuple[int, ...],

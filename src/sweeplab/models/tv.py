@@ -6,7 +6,6 @@ from typing import Literal
 from urllib.error import URLError
 
 import torch
-import torchvision
 from torch import Tensor, nn
 
 from sweeplab.config import SweeplabError, require
@@ -33,6 +32,8 @@ def torchvision_model(
         "model",
         f"torchvision models take 1- or 3-channel images (C, H, W); the inputs have shape {input_shape}",
     )
+    import torchvision  # here: importing it costs about 2 s, which runs that use no torchvision skip
+
     names = torchvision.models.list_models(module=torchvision.models)
     require(
         arch in names,

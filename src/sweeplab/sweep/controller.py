@@ -1,5 +1,6 @@
-"""The `sweeplab train -m` controller: keeps up to `n_jobs` trials in flight until the study has
-`n_trials` finished, claiming each from the shared study (`lifecycle`) as a slot frees.
+"""The `sweeplab train -m` controller: keeps up to `n_jobs` jobs in flight until the study has
+`n_trials` finished, claiming each job's trials from the shared study (`lifecycle`) as a slot frees: one
+trial, or with `pack` above 1 up to `pack` trials of one structure trained as one (`sweeplab.packed`).
 
 It ends in every case: when the study is done (waiting, if need be, for trials other processes run, and
 reclaiming those whose process is gone); after `max_failures` failed trials or a failure rate above
@@ -24,8 +25,9 @@ from optuna.trial import Trial
 from sweeplab.config import SweeplabError
 from sweeplab.files import EnvironmentFault, writable_or_fault
 from sweeplab.sweep.folders import FolderTaken, TrialFolders
-from sweeplab.sweep.job import TrialOutcome, task_reference
+from sweeplab.sweep.job import TrialJob, TrialOutcome, task_reference
 from sweeplab.sweep.lifecycle import DONE, SharedStudy
+from sweeplab.sweep.packs import PackMatcher
 from sweeplab.sweep.preview import preview
 from sweeplab.sweep.progress import Progress
 from sweeplab.sweep.settings import SweeperSettings
@@ -60,7 +62,7 @@ class SweepController:
             try:
                 plan = plan_sweep(self.s, self.hydra_context, self.config, arguments, self.contract)
                 if self.s.dry_run:
-                    return preview(plan, self.s.n_jobs)
+                    return preview(plan, self.s.n_jobs, self.s.pack)
                 self._open(plan)
             except Interrupted as err:  # nothing runs yet: nothing to fail or requeue
                 log.warning("interrupted (%s) before any trial started", err)
@@ -97,6 +99,9 @@ class SweepController:
         self.stop: str | None = None  # why no more trials start (a failure)
         self.timed_out = False  # hydra.sweeper.timeout passed: no more trials start
         self.running: dict[int, Trial] = {}
+        self.packs = (
+            PackMatcher(self.composer, self.contract.pack, self.s.study_name) if self.contract else None
+        )
         self.started = time.monotonic()
         self.progress = Progress(self.shared.spec.n_trials, self.shared.count(*DONE))
         runner = WorkerPool(self.s.n_jobs) if self.s.n_jobs > 1 else InlineRunner()
@@ -127,14 +132,14 @@ class SweepController:
         while True:
             self._check_timeout()
             while runner.free() and self.stop is None and not self.timed_out:
-                trial = self.shared.claim()
-                if trial is None:
+                jobs = self._claim()
+                if not jobs:
                     break
-                self.running[trial.number] = trial
-                runner.submit(trial.number, self._job_for(trial))
+                runner.submit(tuple(jobs), list(jobs.values()))
             if self.running:
-                for number, outcome in runner.wait(timeout=POLL):
-                    self._finish(self.running.pop(number), outcome)
+                for numbers, outcomes in runner.wait(timeout=POLL):
+                    for number, outcome in zip(numbers, outcomes, strict=True):
+                        self._finish(self.running.pop(number), outcome)
                 continue
             others = self.shared.elsewhere()
             if self.stop is not None or self.timed_out or not others:
@@ -162,7 +167,27 @@ class SweepController:
             f", {len(self.running)} running trial(s) finish" if self.running else "",
         )
 
-    def _job_for(self, trial: Trial):
+    def _claim(self) -> dict[int, TrialJob]:
+        """The next trial's job, and with `pack` above 1 the jobs of up to pack - 1 more trials that differ
+        from it only in packable keys (the task's `Packing.keys`), to run as one packed job."""
+        first = self.shared.claim()
+        if first is None:
+            return {}
+        self.running[first.number] = first
+        jobs = {first.number: self._job_for(first)}
+        if self.s.pack == 1 or self.packs is None or self.packs.packing is None:
+            return jobs
+        fits, structural = self.packs.matcher(first.params, jobs[first.number].config)
+        more = self.shared.claim_like(self.s.pack - 1, fits, structural)
+        for trial in more:
+            self.running[trial.number] = trial
+            jobs[trial.number] = self._job_for(trial)
+        if len(jobs) > 1:
+            for trial in [first, *more]:
+                trial.set_user_attr("packed_with", [n for n in jobs if n != trial.number])
+        return jobs
+
+    def _job_for(self, trial: Trial) -> TrialJob:
         try:
             job, folder = self.composer.job_for(
                 trial,

@@ -6,24 +6,29 @@ any process: the task function finds the trial's reporter with `current_reporter
 the job returns an outcome: a fault of the machine (disk full) is marked `fatal`, so the sweep stops.
 """
 
+import copy
 import functools
 import importlib
+import logging
 import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
-from hydra.core.utils import JobRuntime, run_job, setup_globals
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobRuntime, _save_config, configure_log, run_job, setup_globals
 from hydra.types import HydraContext
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
 
 from sweeplab.config import SweeplabError
 from sweeplab.files import environment_fault
 from sweeplab.paths import register_resolvers
 from sweeplab.sweep.storage import open_storage
 from sweeplab.sweep.study import PRUNERS, build_from
+from sweeplab.sweep.task import contract_of
 
 register_resolvers()  # a spawned worker resolves the job config
 Reporter = Callable[[int, dict[str, float]], bool]
@@ -86,6 +91,67 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         return _failed(err)
     finally:
         _REPORTER.reset(token)
+
+
+def run_jobs(jobs: list[TrialJob]) -> list[TrialOutcome]:
+    """One trial as a Hydra job, or several trials as one packed job."""
+    return [run_trial(jobs[0])] if len(jobs) == 1 else run_pack(jobs)
+
+
+def run_pack(jobs: list[TrialJob]) -> list[TrialOutcome]:
+    """Several trials trained as one (the task's `Packing`): each keeps its own Hydra job folder, its
+    .hydra/ records, its log file and its reporter; one training runs them all."""
+    first = jobs[0]
+    if first.in_worker:
+        setup_globals()
+        JobRuntime.instance().set("name", first.config.hydra.job.name)
+    previous = HydraConfig.instance().cfg
+    root = logging.getLogger()
+    handlers: list[logging.Handler] = []
+    try:
+        packing = contract_of(resolve_task(first.task)).pack  # type: ignore[union-attr]
+        prepared = [_prepare(job, configure_logging=i == 0) for i, job in enumerate(jobs)]
+        template = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)
+        for _, output_dir in prepared[1:] if template else []:  # the pack's lines in every member's log
+            handlers.append(logging.FileHandler(output_dir / Path(template.baseFilename).name))
+            handlers[-1].setFormatter(template.formatter)
+            root.addHandler(handlers[-1])
+        storage = open_storage(first.storage_url)
+        values = packing.run(  # type: ignore[union-attr]
+            [cfg for cfg, _ in prepared],
+            [output_dir for _, output_dir in prepared],
+            [_reporter(job, storage) if job.monitor else None for job in jobs],
+            [str(job.config.hydra.job.num) for job in jobs],
+        )
+        return [TrialOutcome(value=value) for value in values]
+    except Exception as err:
+        return [_failed(err)] * len(jobs)
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
+        HydraConfig.instance().cfg = previous
+
+
+def _prepare(job: TrialJob, configure_logging: bool) -> tuple[DictConfig, Path]:
+    """What Hydra's `run_job` does before it calls the task: the job's folder and records, its logging."""
+    config = job.config
+    output_dir = Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir)).absolute()
+    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+        config.hydra.runtime.output_dir = str(output_dir)
+    HydraConfig.instance().set_config(config)
+    task_cfg = copy.deepcopy(config)
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if configure_logging:
+        configure_log(config.hydra.job_logging, config.hydra.verbose)
+    if config.hydra.output_subdir is not None:
+        records = output_dir / str(config.hydra.output_subdir)
+        _save_config(task_cfg, "config.yaml", records)
+        _save_config(copy.deepcopy(HydraConfig.instance().cfg), "hydra.yaml", records)
+        _save_config(config.hydra.overrides.task, "overrides.yaml", records)
+    return task_cfg, output_dir
 
 
 def _outcome_of(task: Callable) -> Callable[[DictConfig], TrialOutcome]:

@@ -13,12 +13,13 @@ twice and stop together at `n_trials`.
 """
 
 import contextlib
+import copy
 import logging
 import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,6 +158,49 @@ class SharedStudy:
         self.mine.add(trial._trial_id)
         self._start_heartbeat()
         return trial
+
+    def claim_like(
+        self, count: int, fits: Callable[[Mapping[str, Any]], bool], fixed: dict[str, Any]
+    ) -> list[Trial]:
+        """Up to `count` more trials to pack with a first one: queued ones whose values `fit` it, in
+        queue order; then, once nothing at all is queued, new ones from the sampler with `fixed` (the
+        first's structural values) fixed, so packs fill even when the space mixes structural and
+        packable keys."""
+        claimed: list[Trial] = []
+        with self.locked():
+            count = min(count, self.to_start())
+            for waiting in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                if len(claimed) >= count:
+                    break
+                if fits(_fixed_params(waiting)):
+                    trial = self._claim_waiting(waiting._trial_id)
+                    claimed += [trial] if trial else []
+            while len(claimed) < count and not self.spec.plan and not self.count(TrialState.WAITING):
+                if self.exhausted():
+                    break
+                seed = self.spec.sampler.get("seed")
+                base = self.study.sampler
+                if seed is not None:
+                    base = self._sampler(zlib.crc32(f"{seed}:{len(self.study.trials)}".encode()))
+                # a trial suggests its values later, from its study's sampler: its own study object
+                study = copy.copy(self.study)
+                study.sampler = optuna.samplers.PartialFixedSampler(fixed, base)
+                claimed.append(study.ask())
+            for trial in claimed:
+                trial.set_user_attr(OWNER, this_process().record())
+                trial.set_user_attr(HEARTBEAT, time.time())
+        self.mine.update(t._trial_id for t in claimed)
+        return claimed
+
+    def _claim_waiting(self, trial_id: int) -> Trial | None:
+        """This queued trial, as `Study.ask` takes the first queued one (Optuna's `_pop_waiting_trial_id`)."""
+        self.study._thread_local.cached_all_trials = None
+        try:
+            if not self.study._storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                return None
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return None
+        return optuna.Trial(self.study, trial_id)
 
     def _sampler(self, seed: int | None) -> optuna.samplers.BaseSampler:
         node = {**self.spec.sampler, "seed": seed}

@@ -14,14 +14,15 @@ log = logging.getLogger("sweeplab.sweep")
 SHOWN = 5  # trials previewed
 
 
-def preview(plan: SweepPlan, n_jobs: int) -> None:
+def preview(plan: SweepPlan, n_jobs: int, pack: int = 1) -> None:
     spec = plan.spec
     options = lambda node: " ".join(f"{k}={v}" for k, v in node.items() if k != "name")  # noqa: E731
     lines = [
         "dry run: the plan of the sweep; nothing is run, stored or written",
         f"study {spec.name!r} in {masked(spec.storage_url)}",
-        f"budget: {spec.n_trials} finished trials (COMPLETE + PRUNED), {n_jobs} at a time; a rerun of a "
-        "stored study runs only what it lacks",
+        f"budget: {spec.n_trials} finished trials (COMPLETE + PRUNED), {n_jobs} at a time"
+        + (f", each up to {pack} trials packed as one" if pack > 1 else "")
+        + "; a rerun of a stored study runs only what it lacks",
         "objectives: " + ", ".join(f"{m} ({d})" for m, d in plan.objectives.items()),
         f"sampler: {spec.sampler['name']} {options(spec.sampler)}".rstrip(),
         f"pruner: {spec.pruner['name']} {options(spec.pruner)}".rstrip()

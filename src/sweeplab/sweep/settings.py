@@ -14,6 +14,9 @@ class SweeperSettings:
     # setup (times the grid of params), every point of a grid sampler's grid, or else 20
     n_trials: int | None = None
     n_jobs: int = 1  # trials at once; above 1, in spawned worker processes
+    # up to this many trials that differ only in packable values (seed, rates, dropout) are trained as
+    # one packed model (sweeplab.packed); n_jobs x pack trials are in flight
+    pack: int = 1
     # metrics the study optimises (keys of the run's summary) and, one each, maximize or minimize;
     # lists so that the command line replaces them whole: hydra.sweeper.objectives=[val_acc,params]
     objectives: list[str] = field(default_factory=lambda: ["val_acc"])

@@ -2,6 +2,7 @@
 (space, objectives, fixed values, plan, budget), the trial composer, the objectives and the metric the
 pruner watches. Everything here is checked before the study is touched."""
 
+import itertools
 import math
 import shlex
 from dataclasses import dataclass
@@ -40,8 +41,14 @@ def plan_sweep(
 ) -> SweepPlan:
     """Raises SweepRefused listing every problem found, before anything is stored."""
     problems = Problems()
-    for name, value in (("n_trials", s.n_trials), ("n_jobs", s.n_jobs), ("max_failures", s.max_failures)):
-        if value is not None and value < 1:
+    counts = (
+        ("n_trials", s.n_trials),
+        ("n_jobs", s.n_jobs),
+        ("pack", s.pack),
+        ("max_failures", s.max_failures),
+    )
+    for name, value in counts:
+        if value is not None and (not isinstance(value, int) or value < 1):
             problems.add(f"hydra.sweeper.{name}: must be at least 1, got {value}")
     if s.timeout is not None and s.timeout <= 0:
         problems.add(f"hydra.sweeper.timeout: is in seconds and must be positive, got {s.timeout}")
@@ -99,6 +106,8 @@ def _spec(
     context, grid_size = {}, 0
     if grid is not None and s.sampler["name"] == "grid":
         context, grid_size = {"search_space": grid}, math.prod(len(v) for v in grid.values())
+        if not setups:  # the grid is a plan: its points queued in order, so packs fill from the queue
+            plan = [dict(zip(grid, point, strict=True)) for point in itertools.product(*grid.values())]
     space = space_signature(params)
     if setups:  # a setup's contents are part of the space
         space["setup"] = "; ".join(

@@ -15,6 +15,16 @@ class TaskContract:
     metrics: tuple[str, ...]  # numbers the task returns, any of which can be an objective
     intermediate: tuple[str, ...] = ()  # metrics reported during a run, which a pruner can watch
     check: Callable[[DictConfig], None] | None = None  # builds a trial's objects without data; raises
+    pack: "Packing | None" = None  # how to run several trials as one (hydra.sweeper.pack)
+
+
+@dataclass(frozen=True)
+class Packing:
+    """A task that can train several trials as one job: `run(cfgs, output_dirs, reporters, labels)`
+    returns each trial's metrics; `keys(cfg)` names the config keys in which trials of a pack may differ."""
+
+    run: Callable[[list, list, list, list], list]
+    keys: Callable[[DictConfig], set[str]]
 
 
 def sweep_task(
@@ -22,6 +32,7 @@ def sweep_task(
     metrics: Sequence[str],
     intermediate: Sequence[str] = (),
     check: Callable[[DictConfig], None] | None = None,
+    pack: Packing | None = None,
 ) -> Callable[[Callable], Callable]:
     """Declare what a Hydra task function returns, under `@hydra.main`:
 
@@ -31,7 +42,7 @@ def sweep_task(
     """
 
     def declare(task: Callable) -> Callable:
-        setattr(task, ATTRIBUTE, TaskContract(tuple(metrics), tuple(intermediate), check))
+        setattr(task, ATTRIBUTE, TaskContract(tuple(metrics), tuple(intermediate), check, pack))
         return task
 
     return declare

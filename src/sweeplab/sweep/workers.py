@@ -15,11 +15,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Hashable
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from sweeplab.sweep.job import TrialJob, TrialOutcome, run_trial
+from sweeplab.sweep.job import TrialJob, TrialOutcome, run_jobs
 
 PR_SET_PDEATHSIG = 1
 
@@ -28,15 +27,15 @@ class InlineRunner:
     """`n_jobs: 1`: each trial runs in this process as it is submitted."""
 
     def __init__(self) -> None:
-        self._done: list[tuple[Hashable, TrialOutcome]] = []
+        self._done: list[tuple[tuple[int, ...], list[TrialOutcome]]] = []
 
     def free(self) -> int:
         return 0 if self._done else 1
 
-    def submit(self, key: Hashable, job: TrialJob) -> None:
-        self._done.append((key, run_trial(job)))
+    def submit(self, key: tuple[int, ...], jobs: list[TrialJob]) -> None:
+        self._done.append((key, run_jobs(jobs)))
 
-    def wait(self, timeout: float) -> list[tuple[Hashable, TrialOutcome]]:
+    def wait(self, timeout: float) -> list[tuple[tuple[int, ...], list[TrialOutcome]]]:
         done, self._done = self._done, []
         return done
 
@@ -52,7 +51,7 @@ class WorkerPool:
         self.gpus = torch.cuda.device_count()
         self.context = mp.get_context("spawn")
         self.workers = [self._start(slot) for slot in range(n_jobs)]
-        self.busy: dict[int, Hashable] = {}  # slot -> key of the trial it runs
+        self.busy: dict[int, tuple[int, ...]] = {}  # slot -> the trials it runs (one, or a pack)
 
     def _start(self, slot: int) -> tuple[mp.Process, Connection]:
         ours, theirs = self.context.Pipe()
@@ -73,14 +72,14 @@ class WorkerPool:
     def free(self) -> int:
         return len(self.workers) - len(self.busy)
 
-    def submit(self, key: Hashable, job: TrialJob) -> None:
+    def submit(self, key: tuple[int, ...], jobs: list[TrialJob]) -> None:
         slot = next(s for s in range(len(self.workers)) if s not in self.busy)
-        self.workers[slot][1].send(job)
+        self.workers[slot][1].send(jobs)
         self.busy[slot] = key
 
-    def wait(self, timeout: float) -> list[tuple[Hashable, TrialOutcome]]:
+    def wait(self, timeout: float) -> list[tuple[tuple[int, ...], list[TrialOutcome]]]:
         """The trials that ended within `timeout` seconds, with their outcomes; a worker that died gives
-        its trial an error outcome and is replaced."""
+        its trials an error outcome and is replaced."""
         handles = {}
         for slot in self.busy:
             process, conn = self.workers[slot]
@@ -96,7 +95,8 @@ class WorkerPool:
                     outcome = None
             if outcome is None:
                 process.join(5)
-                outcome = TrialOutcome(error=_death(process.exitcode), worker_died=True)
+                died = TrialOutcome(error=_death(process.exitcode), worker_died=True)
+                outcome = [died] * len(self.busy[slot])
                 conn.close()
                 self.workers[slot] = self._start(slot)
             done.append((self.busy.pop(slot), outcome))
@@ -139,7 +139,7 @@ def _serve(conn: Connection, threads: int, gpu: str | None, parent: int) -> None
             job: Any = conn.recv()
         except (EOFError, OSError):
             return  # the controller closed the pipe
-        conn.send(run_trial(job))
+        conn.send(run_jobs(job))
 
 
 def _die_with(parent: int) -> None:

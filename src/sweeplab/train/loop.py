@@ -87,17 +87,34 @@ def train(cfg: DictConfig, output_dir: Path | None = None, reporter: Reporter | 
     started = time.perf_counter()
     trial = build_trial(cfg)
     recorder = RunRecorder(output_dir, cfg)
-    n_params = count_parameters(trial.model)
+    announce(cfg, trial)
+    outcome = fit(trial, recorder, reporter)
+    return conclude(trial, recorder, outcome, started, output_dir)
+
+
+def announce(cfg: DictConfig, trial: "Trial", pack: str = "") -> None:
     log.info(
-        "%s on %s, %s params, %s, %s",
+        "%s on %s, %s params, %s, %s%s",
         cfg.model.name,
         trial.device,
-        f"{n_params:,}",
+        f"{count_parameters(trial.model):,}",
         cfg.dataset.name,
         describe_budget(trial.total_steps, trial.steps_per_epoch),
+        pack,
     )
-    outcome = fit(trial, recorder, reporter)
 
+
+def conclude(
+    trial: Trial,
+    recorder: RunRecorder,
+    outcome: "Outcome",
+    started: float,
+    output_dir: Path | None,
+    extra: dict[str, Any] | None = None,
+) -> Result:
+    """After training (the model holds its last weights): test the last and the best weights, save the
+    best checkpoint and the summary."""
+    n_params = count_parameters(trial.model)
     last_test = trial.evaluate(trial.data.x_test, trial.data.y_test)
     best_test, checkpoint = last_test, None
     if outcome.best_state is not None:
@@ -133,6 +150,7 @@ def train(cfg: DictConfig, output_dir: Path | None = None, reporter: Reporter | 
         "wall_seconds": time.perf_counter() - started,
         "device": str(trial.device),
         "checkpoint": str(checkpoint) if checkpoint else None,
+        **(extra or {}),
     }
     recorder.finish(metrics)
     log.info(
@@ -149,14 +167,16 @@ def train(cfg: DictConfig, output_dir: Path | None = None, reporter: Reporter | 
     return Result(status=outcome.status, metrics=metrics, history=recorder.history, output_dir=output_dir)
 
 
-def build_trial(cfg: DictConfig) -> Trial:
+def build_trial(cfg: DictConfig, data: DataSplits | None = None) -> Trial:
+    """The run's objects, seeded with its seed. `data`: the splits already loaded on the device (a pack's
+    members share theirs; loading draws no random numbers, so the members are built as single runs)."""
     # Everything that can be checked without data is checked first, so a typo costs no loading time.
     opts = check_config(cfg)
     device = opts.resolve_device()
     loss_fn = build_loss(cfg.loss)
     opts.apply_globals()
 
-    data = load_data(cfg.dataset).to(device)
+    data = load_data(cfg.dataset).to(device) if data is None else data
     total_steps, steps_per_epoch = opts.budget(len(data.y_train))
     inputs = build_inputs(cfg.preprocess, cfg.augment, data.input_shape)
     inputs.fit(data.x_train, source=json.dumps([to_dict(cfg.dataset), to_dict(cfg.preprocess)], default=str))
