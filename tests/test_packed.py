@@ -42,19 +42,18 @@ def test_packed_update_matches_torch_optim(kind: type, settings: list[dict]) -> 
     packed_model = PackedModel([_copy(m) for m in models], [torch.Generator() for _ in models])
     holders = [kind(_copy(m).parameters(), **s) for m, s in zip(models, settings, strict=True)]
     names = [n for n, _ in models[0].named_parameters()]
-    packed = PackedOptimizer(packed_model.tensors, names, holders)
+    packed = PackedOptimizer(packed_model.flat, packed_model.layout, holders)
     for _ in range(6):
         grads = {n: torch.randn(len(models), *p.shape) for n, p in models[0].named_parameters()}
         for k, (m, opt) in enumerate(zip(models, alone, strict=True)):
             for n, p in m.named_parameters():
                 p.grad = grads[n][k].clone()
             opt.step()
-        for n in names:
-            packed.params[n].grad = grads[n].clone()
+        packed_model.flat.grad = torch.cat([grads[n].flatten(1) for n in names], 1)
         packed.step()
     for k, m in enumerate(models):
         for n, p in m.named_parameters():
-            torch.testing.assert_close(packed.params[n][k], p.detach(), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(packed_model.tensors[n][k], p.detach(), rtol=1e-5, atol=1e-6)
 
 
 def test_members_state_goes_to_torch_format_and_back() -> None:
@@ -62,17 +61,17 @@ def test_members_state_goes_to_torch_format_and_back() -> None:
     models = [nn.Linear(3, 2) for _ in range(2)]
     holders = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in models]
     packed_model = PackedModel(models, [torch.Generator() for _ in models])
-    packed = PackedOptimizer(packed_model.tensors, ["weight", "bias"], holders)
-    for n in packed.names:
-        packed.params[n].grad = torch.ones_like(packed.params[n])
+    packed = PackedOptimizer(packed_model.flat, packed_model.layout, holders)
+    packed_model.flat.grad = torch.ones_like(packed_model.flat)
     packed.step()
     packed.to_member(1, models[1])
     saved = holders[1].state_dict()
     assert saved["state"][0]["step"].item() == 1.0
-    fresh = PackedOptimizer(packed_model.tensors, ["weight", "bias"], holders)
+    assert saved["state"][0]["exp_avg"].shape == (2, 3)
+    fresh = PackedOptimizer(packed_model.flat, packed_model.layout, holders)
     holders[1].load_state_dict(saved)
     fresh.from_member(1, models[1])
-    torch.testing.assert_close(fresh.state["weight"]["exp_avg"][1], packed.state["weight"]["exp_avg"][1])
+    torch.testing.assert_close(fresh.state["exp_avg"][1], packed.state["exp_avg"][1])
     assert fresh.steps == 1
 
 
@@ -274,3 +273,17 @@ def test_a_pack_that_does_not_fit_is_split(make_cfg, monkeypatch, caplog) -> Non
     assert [r.metrics["pack_size"] for r in results] == [2, 2, 2, 2]
     assert [r.metrics["packed_with"] for r in results] == [["b"], ["a"], ["d"], ["c"]]
     assert "a pack of 4 did not fit in memory: trained as packs of 2 and 2" in caplog.text
+
+
+def test_a_pruned_member_stops_alone_and_the_others_go_on(make_cfg) -> None:
+    cfgs = _mlp_cfgs(make_cfg, 3)
+    seen: list[int] = []
+
+    def prune_at_40(step: int, row: dict) -> bool:
+        seen.append(step)
+        return step == 40
+
+    packed = train_pack(cfgs, [None] * 3, [None, prune_at_40, None])
+    assert [r.status for r in packed] == ["completed", "pruned", "completed"]
+    assert seen == [20, 40] and packed[1].metrics["steps"] == 40 and len(packed[1].history) == 2
+    assert packed[0].metrics["steps"] == packed[2].metrics["steps"] == 60

@@ -452,3 +452,32 @@ hydra:
     study = load(tmp_path, "two")
     assert states(study) == {"COMPLETE": 2, "FAIL": 1}  # the failure stays on record
     assert "this run: 0 trials" in sweeplab(*args).stdout
+
+
+def test_tpe_fills_packs_with_the_structure_of_their_first_trial(tmp_path, sweeplab):
+    """A space that mixes a structural key (norm) and packable ones (lr, seed): the first trial of a pack
+    is sampled freely, the others with its norm fixed; two workers run two packs at a time, and each
+    member is a trial of its own, with `packed_with` naming the others."""
+    args = [LR, "model.norm=choice(none,batch)", "trainer.seed=choice(0,1,2)", *FAST]
+    done = sweeplab(
+        "train",
+        "-m",
+        *args,
+        "hydra.sweeper.study_name=packs",
+        "hydra.sweeper.n_trials=12",
+        "hydra.sweeper.pack=3",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.sampler.seed=0",
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    trials = load(tmp_path, "packs").trials
+    assert states(load(tmp_path, "packs")) == {"COMPLETE": 12}
+    by_number = {t.number: t for t in trials}
+    packed = [t for t in trials if t.user_attrs.get("packed_with")]
+    assert len(packed) >= 9, [t.user_attrs.get("packed_with") for t in trials]
+    for t in packed:
+        for other in t.user_attrs["packed_with"]:
+            assert by_number[other].params["model.norm"] == t.params["model.norm"]
+            assert t.number in by_number[other].user_attrs["packed_with"]
+        assert (Path(t.user_attrs["output_dir"]) / "history.csv").is_file()
+    assert len({t.params["optimizer.lr"] for t in trials}) == 12  # the sampler still searched the rates

@@ -47,7 +47,9 @@ POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgP
 
 
 class PackedModel:
-    """The members' parameters as leaf tensors [K, ...] under their own state-dict names."""
+    """The members' trainable parameters in one leaf tensor `flat` [K, P] (so the optimizer updates
+    all of them with a few whole-tensor operations), seen by the layers as [K, ...] views under their
+    own state-dict names in `tensors`, beside the stacked buffers (running statistics)."""
 
     def __init__(self, members: Sequence[nn.Module], generators: Sequence[torch.Generator]) -> None:
         self.k = len(members)
@@ -55,16 +57,29 @@ class PackedModel:
         self.training = True
         self.names = list(members[0].state_dict())
         states = [m.state_dict() for m in members]
-        self.tensors: dict[str, Tensor] = {}
-        trainable = {name for name, p in members[0].named_parameters() if p.requires_grad}
-        for name in self.names:
-            stacked = torch.stack([s[name].detach() for s in states])
-            self.tensors[name] = nn.Parameter(stacked) if name in trainable else stacked
+        trainable = [name for name, p in members[0].named_parameters() if p.requires_grad]
+        self.layout: dict[str, tuple[int, torch.Size]] = {}  # parameter -> (offset in flat, shape)
+        offset = 0
+        for name in trainable:
+            self.layout[name] = (offset, states[0][name].shape)
+            offset += states[0][name].numel()
+        rows = [
+            torch.cat([s[name].detach().flatten() for name in trainable] or [torch.zeros(0)]) for s in states
+        ]
+        self.flat = nn.Parameter(torch.stack(rows))
+        self.tensors: dict[str, Tensor] = {
+            name: torch.stack([s[name].detach() for s in states])
+            for name in self.names
+            if name not in self.layout
+        }
+        self._views()
         self.per_member: list[list] = []  # member-indexed lists held by ops (dropout rates), kept in step
         self.op = self._compile(list(members), "")
 
-    def parameters(self) -> list[nn.Parameter]:
-        return [t for t in self.tensors.values() if isinstance(t, nn.Parameter)]
+    def _views(self) -> None:
+        """Fresh views of `flat` for a forward (each forward's graph then leads to `flat`)."""
+        for name, (offset, shape) in self.layout.items():
+            self.tensors[name] = self.flat[:, offset : offset + shape.numel()].view(self.k, *shape)
 
     def train(self, mode: bool = True) -> None:
         self.training = mode
@@ -74,6 +89,7 @@ class PackedModel:
         batch [B, ...] that every member sees (evaluation)."""
         if shared:
             x = x.expand(self.k, *x.shape)
+        self._views()
         return self.op(self, Batch(x, self.k)).split()
 
     # --- members in and out -----------------------------------------------------------------------
@@ -87,16 +103,18 @@ class PackedModel:
             for name in self.names:
                 self.tensors[name][k].copy_(state[name])
 
-    def keep(self, members: list[int]) -> dict[str, Tensor]:
-        """Go on with these members only; returns the new tensors by old ones' names (for the optimizer)."""
-        index = torch.tensor(members, device=next(iter(self.tensors.values())).device)
-        for name, tensor in self.tensors.items():
-            kept = tensor.detach().index_select(0, index)
-            self.tensors[name] = nn.Parameter(kept) if isinstance(tensor, nn.Parameter) else kept
+    def keep(self, members: list[int]) -> nn.Parameter:
+        """Go on with these members only; returns the new `flat` (for the optimizer)."""
+        index = torch.tensor(members, device=self.flat.device)
+        self.flat = nn.Parameter(self.flat.detach().index_select(0, index))
+        for name in self.names:
+            if name not in self.layout:
+                self.tensors[name] = self.tensors[name].index_select(0, index)
         for values in [self.generators, *self.per_member]:
             values[:] = [values[i] for i in members]
         self.k = len(members)
-        return self.tensors
+        self._views()
+        return self.flat
 
     # --- the forward, compiled from the members' modules ------------------------------------------
 

@@ -7,6 +7,7 @@ stops alone and leaves the pack; the others go on. At each evaluation a member's
 in a single run's format, so an interrupted pack resumes, packed or not.
 """
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from sweeplab.train.evaluate import Evaluation
 from sweeplab.train.loop import Outcome, Reporter, Trial
 from sweeplab.train.records import RunRecorder
 from sweeplab.train.resume import loop_state, restore
+
+log = logging.getLogger("sweeplab.train.loop")
 
 
 @dataclass
@@ -149,6 +152,7 @@ def start_member(member: Member) -> int:
     # restore() set the global generator to the member's: it is the member's own from here on
     member.rng = global_rng(device)
     member.elapsed_before = state["elapsed"]
+    log.info("resuming from step %d (%s)", state["step"], member.output_dir)
     for row in member.recorder.history:  # its new trial in the study gets the values measured so far
         if member.reporter is not None and member.reporter(int(row["step"]), row):
             member.outcome.status, member.outcome.seconds = "pruned", state["elapsed"]
@@ -180,8 +184,7 @@ def fit_pack(pack: list[Member], first: int, progress: tqdm) -> None:
     lead = pack[0].trial
     opts, data, device = lead.opts, lead.data, lead.device
     model = PackedModel([m.trial.model for m in pack], [m.rng for m in pack])
-    names = [name for name, _ in lead.model.named_parameters()]
-    optimizer = PackedOptimizer(model.tensors, names, [m.trial.optimizer for m in pack])
+    optimizer = PackedOptimizer(model.flat, model.layout, [m.trial.optimizer for m in pack])
     loss = PackedLoss([m.trial.loss_fn for m in pack], device)
     for k, m in enumerate(pack):
         optimizer.from_member(k, m.trial.model)

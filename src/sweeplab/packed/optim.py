@@ -28,7 +28,12 @@ STRUCTURAL = ("nesterov", "amsgrad", "centered", "maximize", "dampening", "decou
 
 
 class PackedOptimizer:
-    def __init__(self, params: dict[str, Tensor], names: list[str], members: list[Optimizer]) -> None:
+    """The update of `flat` [K, P] (all members' parameters, `PackedModel.flat`), a few whole-tensor
+    operations per step; `layout` maps each parameter name to its (offset, shape) in a row."""
+
+    def __init__(
+        self, flat: Tensor, layout: dict[str, tuple[int, torch.Size]], members: list[Optimizer]
+    ) -> None:
         kind = type(members[0])
         if kind not in KINDS or any(type(m) is not kind for m in members):
             raise NotPackable(f"the {kind.__name__} optimizer cannot be packed yet")
@@ -41,55 +46,46 @@ class PackedOptimizer:
             g.get(key) != groups[0].get(key) for g in groups for key in STRUCTURAL
         ):
             raise NotPackable(f"the members' {kind.__name__} settings differ in more than numbers")
-        self.kind, self.members, self.names = kind, members, names
+        self.kind, self.members, self.flat, self.layout = kind, members, flat, layout
         # which branches of the update run: those any member needs (a zero rate makes a branch a no-op)
         self.flags = {**groups[0], **{k: any(g.get(k) for g in groups) for k in ("momentum", "weight_decay")}}
-        self.params = params
-        self.state: dict[str, dict[str, Tensor]] = {name: {} for name in names}
+        self.state: dict[str, Tensor] = {}  # e.g. exp_avg -> [K, P]
         self.steps = 0
         self._hyper: tuple[tuple, dict[str, Tensor]] | None = None
 
     def zero_grad(self) -> None:
-        for name in self.names:
-            self.params[name].grad = None
+        self.flat.grad = None
 
     def hyperparameters(self) -> dict[str, Tensor]:
-        """Each number of the members' param groups as a [K] tensor (rebuilt when one changes)."""
+        """Each number of the members' param groups as a [K, 1] tensor (rebuilt when one changes)."""
         groups = [m.param_groups[0] for m in self.members]
         numbers = [
             k for k, v in groups[0].items() if isinstance(v, int | float | tuple) and k not in STRUCTURAL
         ]
         key = tuple(tuple(g[k] for k in numbers) for g in groups)
         if self._hyper is None or self._hyper[0] != key:
-            device = self.params[self.names[0]].device
+            device = self.flat.device
             values: dict[str, Tensor] = {}
             for k in numbers:
                 column = [g[k] for g in groups]
                 if isinstance(column[0], tuple):  # Adam's betas
                     for i in range(len(column[0])):
-                        values[f"{k}{i}"] = torch.tensor([c[i] for c in column], device=device)
+                        values[f"{k}{i}"] = torch.tensor([c[i] for c in column], device=device)[:, None]
                 else:
-                    values[k] = torch.tensor([float(c) for c in column], device=device)
+                    values[k] = torch.tensor([float(c) for c in column], device=device)[:, None]
             self._hyper = (key, values)
         return self._hyper[1]
 
     @torch.no_grad()
     def step(self) -> None:
+        if self.flat.grad is None:
+            return
         hp = dict(self.hyperparameters())
         self.steps += 1
-        if "betas0" in hp:  # Adam's bias corrections, once per step for every tensor
+        if "betas0" in hp:  # Adam's bias corrections
             hp["bias_correction1"] = 1 - hp["betas0"] ** self.steps
             hp["bias_correction2_sqrt"] = (1 - hp["betas1"] ** self.steps).sqrt()
-        update = UPDATES[self.kind]
-        shaped: dict[int, dict[str, Tensor]] = {}  # the [K] numbers as [K, 1, ...], per tensor rank
-        for name in self.names:
-            p = self.params[name]
-            if p.grad is None:
-                continue
-            if p.dim() not in shaped:
-                shape = (-1,) + (1,) * (p.dim() - 1)
-                shaped[p.dim()] = {k: v.view(shape) for k, v in hp.items()}
-            update(p, p.grad, self.state[name], shaped[p.dim()], self.flags, self.steps)
+        UPDATES[self.kind](self.flat, self.flat.grad, self.state, hp, self.flags, self.steps)
 
     # --- members' states in torch's format --------------------------------------------------------
 
@@ -97,33 +93,35 @@ class PackedOptimizer:
         """Put member k's state into its own optimizer (over `model`'s parameters), as torch keeps it."""
         member = self.members[k]
         for name, p in model.named_parameters():
-            state = {key: t[k].clone() for key, t in self.state[name].items()}
+            offset, shape = self.layout[name]
+            state = {
+                key: t[k, offset : offset + shape.numel()].view(shape).clone()
+                for key, t in self.state.items()
+            }
             if self.kind is not torch.optim.SGD and self.steps:
                 state["step"] = torch.tensor(float(self.steps))
-            if self.steps or state:
+            if state:
                 member.state[p] = state
 
     def from_member(self, k: int, model: nn.Module) -> None:
         """Load member k's state from its own optimizer (restored from a checkpoint)."""
         member = self.members[k]
         for name, p in model.named_parameters():
+            offset, shape = self.layout[name]
             state = member.state.get(p, {})
             if "step" in state:
                 self.steps = int(state["step"])
             for key in KINDS[self.kind][0]:
                 value = state.get(key)
-                if value is None:
-                    continue
-                mine = self.state[name].setdefault(key, torch.zeros_like(self.params[name]))
-                mine[k].copy_(value)
+                if value is not None:
+                    mine = self.state.setdefault(key, torch.zeros_like(self.flat))
+                    mine[k, offset : offset + shape.numel()].copy_(value.flatten())
 
-    def keep(self, members: list[int], params: dict[str, Tensor]) -> None:
+    def keep(self, members: list[int], flat: Tensor) -> None:
         self.members = [self.members[i] for i in members]
-        self.params = params
-        index = torch.tensor(members, device=params[self.names[0]].device)
-        for state in self.state.values():
-            for key, tensor in state.items():
-                state[key] = tensor.index_select(0, index)
+        self.flat = flat
+        index = torch.tensor(members, device=flat.device)
+        self.state = {key: tensor.index_select(0, index) for key, tensor in self.state.items()}
         self._hyper = None
 
 
