@@ -7,8 +7,8 @@ stops alone and leaves the pack; the others go on. At each evaluation a member's
 in a single run's format, so an interrupted pack resumes, packed or not.
 """
 
+import functools
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,7 @@ from sweeplab.data import InputPipeline
 from sweeplab.packed.layers import NotPackable, PackedModel
 from sweeplab.packed.optim import PackedOptimizer
 from sweeplab.train.evaluate import Evaluation
-from sweeplab.train.loop import Outcome, Reporter, Trial
+from sweeplab.train.loop import Outcome, Reporter, Trial, record_evaluation
 from sweeplab.train.records import RunRecorder
 from sweeplab.train.resume import loop_state, restore
 
@@ -50,7 +50,7 @@ class Member:
 def global_rng(device: torch.device) -> torch.Generator:
     """A generator holding the global generator's state now: a member's random numbers from here on."""
     g = torch.Generator(device)
-    g.set_state(torch.get_rng_state() if device.type == "cpu" else torch.cuda.get_rng_state(device))
+    g.set_state(_get_rng(device))
     return g
 
 
@@ -260,26 +260,11 @@ def _evaluate_members(
     for k, (m, val) in enumerate(zip(pack, vals, strict=True)):
         outcome = m.outcome
         outcome.steps = step
-        row = {
-            "step": step,
-            "epoch": step / lead.steps_per_epoch,
-            "train_loss": train_loss[k],
-            "train_acc": train_acc[k],
-            "val_loss": val.loss,
-            "val_acc": val.acc,
-            "lr": m.trial.optimizer.param_groups[0]["lr"],
-            "elapsed_s": time.perf_counter() - m.started,
-        }
-        m.recorder.log(row)
-        if not (math.isfinite(train_loss[k]) and math.isfinite(val.loss)):
-            outcome.status = "diverged"
-        else:
-            m.trial.schedule.after_eval(val.loss)
-            if val.acc > outcome.best_val_acc:
-                outcome.best_val_acc, outcome.best_step = val.acc, step
-                outcome.best_state = model.member_state(k)
-            if m.reporter is not None and m.reporter(step, row):
-                outcome.status = "pruned"
+        train = (train_loss[k], train_acc[k])
+        weights = functools.partial(model.member_state, k)
+        row = record_evaluation(
+            m.trial, m.recorder, m.reporter, outcome, step, train, val, m.started, weights
+        )
         if outcome.status != "completed":
             outcome.seconds = time.perf_counter() - m.started
             stopped.append(k)

@@ -116,11 +116,11 @@ def run_pack(jobs: list[TrialJob]) -> list[TrialOutcome]:
             handlers.append(logging.FileHandler(output_dir / Path(template.baseFilename).name))
             handlers[-1].setFormatter(template.formatter)
             root.addHandler(handlers[-1])
-        storage = open_storage(first.storage_url)
+        storage = open_storage(first.storage_url) if first.monitor else None
         values = packing.run(  # type: ignore[union-attr]
             [cfg for cfg, _ in prepared],
             [output_dir for _, output_dir in prepared],
-            [_reporter(job, storage) if job.monitor else None for job in jobs],
+            [_reporter(job, storage) if storage else None for job in jobs],
             [str(job.config.hydra.job.num) for job in jobs],
         )
         return [TrialOutcome(value=value) for value in values]

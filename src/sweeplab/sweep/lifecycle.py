@@ -153,8 +153,7 @@ class SharedStudy:
             if seed is not None:  # a seed of its own per trial: no process or rerun repeats a draw
                 self.study.sampler = self._sampler(zlib.crc32(f"{seed}:{len(self.study.trials)}".encode()))
             trial = self.study.ask()
-            trial.set_user_attr(OWNER, this_process().record())
-            trial.set_user_attr(HEARTBEAT, time.time())
+            _stamp(trial)
         self.mine.add(trial._trial_id)
         self._start_heartbeat()
         return trial
@@ -187,8 +186,7 @@ class SharedStudy:
                 study.sampler = optuna.samplers.PartialFixedSampler(fixed, base)
                 claimed.append(study.ask())
             for trial in claimed:
-                trial.set_user_attr(OWNER, this_process().record())
-                trial.set_user_attr(HEARTBEAT, time.time())
+                _stamp(trial)
         self.mine.update(t._trial_id for t in claimed)
         return claimed
 
@@ -309,6 +307,12 @@ class SharedStudy:
             if "Study.stop" not in str(err):
                 raise
             self.study.set_user_attr("sampler_exhausted", True)
+
+
+def _stamp(trial: Trial) -> None:
+    """A claimed trial's owner (this process) and first heartbeat."""
+    trial.set_user_attr(OWNER, this_process().record())
+    trial.set_user_attr(HEARTBEAT, time.time())
 
 
 def _fixed_params(trial: FrozenTrial) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def train(cfg: DictConfig, output_dir: Path | None = None, reporter: Reporter | 
     return conclude(trial, recorder, outcome, started, output_dir)
 
 
-def announce(cfg: DictConfig, trial: "Trial", pack: str = "") -> None:
+def announce(cfg: DictConfig, trial: Trial, pack: str = "") -> None:
     log.info(
         "%s on %s, %s params, %s, %s%s",
         cfg.model.name,
@@ -107,7 +107,7 @@ def announce(cfg: DictConfig, trial: "Trial", pack: str = "") -> None:
 def conclude(
     trial: Trial,
     recorder: RunRecorder,
-    outcome: "Outcome",
+    outcome: Outcome,
     started: float,
     output_dir: Path | None,
     extra: dict[str, Any] | None = None,
@@ -189,6 +189,42 @@ def build_trial(cfg: DictConfig, data: DataSplits | None = None) -> Trial:
     )
 
 
+def record_evaluation(
+    trial: Trial,
+    recorder: RunRecorder,
+    reporter: Reporter | None,
+    outcome: Outcome,
+    step: int,
+    train: tuple[float, float],
+    val: Evaluation,
+    started: float,
+    weights: Callable[[], dict[str, torch.Tensor]],
+) -> dict[str, float]:
+    """An evaluation's history row, recorded; then the run diverges (NaN), or its schedule sees the
+    validation loss, its best `weights()` are kept and its reporter may prune it (`outcome.status`)."""
+    row = {
+        "step": step,
+        "epoch": step / trial.steps_per_epoch,
+        "train_loss": train[0],
+        "train_acc": train[1],
+        "val_loss": val.loss,
+        "val_acc": val.acc,
+        "lr": trial.optimizer.param_groups[0]["lr"],
+        "elapsed_s": time.perf_counter() - started,
+    }
+    recorder.log(row)
+    if not (math.isfinite(train[0]) and math.isfinite(val.loss)):
+        outcome.status = "diverged"
+        return row
+    trial.schedule.after_eval(val.loss)
+    if val.acc > outcome.best_val_acc:
+        outcome.best_val_acc, outcome.best_step = val.acc, step
+        outcome.best_state = weights()
+    if reporter is not None and reporter(step, row):
+        outcome.status = "pruned"
+    return row
+
+
 def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outcome:
     """The training loop: batches by index from a per-epoch permutation, an evaluation every
     `eval_every` steps (the only place it waits for the device), early stop on NaN or by the reporter.
@@ -249,28 +285,13 @@ def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outco
         correct.zero_()
         since_eval = 0
         val = trial.evaluate(data.x_val, data.y_val)
-        row = {
-            "step": step,
-            "epoch": step / trial.steps_per_epoch,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "val_loss": val.loss,
-            "val_acc": val.acc,
-            "lr": trial.optimizer.param_groups[0]["lr"],
-            "elapsed_s": time.perf_counter() - started,
-        }
-        recorder.log(row)
+        weights = lambda: {k: v.detach().clone() for k, v in model.state_dict().items()}  # noqa: E731
+        row = record_evaluation(
+            trial, recorder, reporter, outcome, step, (train_loss, train_acc), val, started, weights
+        )
         bar.update(step - bar.n)
         bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val.acc:.3f}")
-        if not (math.isfinite(train_loss) and math.isfinite(val.loss)):
-            outcome.status = "diverged"
-            break
-        trial.schedule.after_eval(val.loss)
-        if val.acc > outcome.best_val_acc:
-            outcome.best_val_acc, outcome.best_step = val.acc, step
-            outcome.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if reporter is not None and reporter(step, row):
-            outcome.status = "pruned"
+        if outcome.status != "completed":
             break
         if step < trial.total_steps:
             recorder.save_resume(loop_state(trial, scaler, generator, outcome, order, pos, row))
