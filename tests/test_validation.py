@@ -177,6 +177,18 @@ hydra:
     preview = sweeplab("train", f"--config-dir={tmp_path / 'mine'}", "sweep=short", "--dry-run", *FAST)
     assert preview.returncode == 0, preview.stdout
     assert "sampler: random\n" in preview.stdout and "pruner: median, watching val_acc\n" in preview.stdout
+    # a sweep file carries the SLURM resources too (sweeplab.slurm); a dry run submits nothing
+    text = (sweep_dir / "short.yaml").read_text()
+    slurm = (
+        "    slurm: {jobs: 8, partition: gpu, timeout_min: 240, additional_parameters: {constraint: a100}}\n"
+    )
+    (sweep_dir / "short.yaml").write_text(text + slurm)
+    preview = sweeplab("train", f"--config-dir={tmp_path / 'mine'}", "sweep=short", "--dry-run", *FAST)
+    assert preview.returncode == 0, preview.stdout
+    assert (
+        "SLURM: 8 worker jobs (one array) on partition gpu, 240 min each, --constraint=a100\n"
+        in preview.stdout
+    )
 
 
 def test_a_dry_run_prints_the_plan_and_the_first_trials_and_stores_nothing(tmp_path, sweeplab):

@@ -34,7 +34,9 @@ commands:
   train -m [OVERRIDES | sweep=NAME] [--dry-run]
                       run a study: Optuna picks each trial's values of the swept keys
                       ('optimizer.lr=tag(log, interval(1e-4, 1e-1))', 'model=choice(mlp,cnn)');
-                      --dry-run prints the plan and the first trials' configurations, runs nothing
+                      --dry-run prints the plan and the first trials' configurations, runs nothing;
+                      with hydra.sweeper.slurm.jobs=N, runs the trials as N SLURM jobs and follows
+                      them (--detach: returns with the job ids)
   report STUDY [STUDY ...] | report --sweep NAME
                       tables (md, tex, csv, html), figures and an index.md of one or more studies
                       `sweeplab report --help` lists the options
@@ -98,8 +100,12 @@ def train_app(cfg: DictConfig) -> dict:
 
 
 def _train(args: list[str]) -> None:
-    if "--dry-run" in args:
-        args = [a for a in args if a != "--dry-run"] + ["hydra.sweeper.dry_run=true"]
+    for flag, override in (
+        ("--dry-run", "hydra.sweeper.dry_run=true"),
+        ("--detach", "hydra.sweeper.slurm.detach=true"),
+    ):
+        if flag in args:
+            args = [a for a in args if a != flag] + [override]
     # Hydra reads its overrides from sys.argv: hand it everything after the sub-command. Its own
     # handler would print any error with a traceback; this lets them through to `_expected_faults`.
     sys.argv = ["sweeplab train", *args]

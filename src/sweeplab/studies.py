@@ -95,6 +95,17 @@ def show_study(name: str, url: str) -> None:
     print("commands:")
     for command in study.user_attrs.get("commands", []):
         print(f"  {command}")
+    if study.user_attrs.get("slurm_jobs"):
+        print(f"SLURM jobs submitted: {', '.join(study.user_attrs['slurm_jobs'])}")
+    running = [t for t in trials if t.state == TrialState.RUNNING]
+    if running:
+        print("running:")
+    for t in running:
+        job = t.user_attrs.get("slurm_job") or {}
+        beat = t.user_attrs.get(HEARTBEAT)
+        since = f", last heartbeat {time.time() - beat:.0f} s ago" if isinstance(beat, int | float) else ""
+        where = f"SLURM job {job['job_id']}, " if job.get("job_id") else ""
+        print(f"  trial {t.number}: {where}{_owner(t)}{since}")
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     if not done:
         print("best: no COMPLETE trial yet")

@@ -167,7 +167,8 @@ def save_member(
     trial = member.trial
     trial.model.load_state_dict(model.member_state(k))
     optimizer.to_member(k, trial.model)
-    state = loop_state(trial, member.scaler, member.order_generator, member.outcome, member.order, pos, row)
+    state = loop_state(trial, member.scaler, member.order_generator, member.outcome, member.order, pos)
+    state["elapsed"] = row["elapsed_s"]
     rng = member.rng.get_state()
     if trial.device.type == "cpu":
         state["cpu_rng"] = rng

@@ -8,13 +8,11 @@ reclaiming those whose process is gone); after `max_failures` failed trials or a
 SIGTERM (exit 130 or 143), its running trials marked FAIL and queued again to resume where they were.
 """
 
-import contextlib
 import logging
 import math
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,8 @@ from optuna.trial import Trial
 
 from sweeplab.config import SweeplabError
 from sweeplab.files import EnvironmentFault, writable_or_fault
+from sweeplab.slurm import check_cluster, in_slurm_worker, job_record, submit_study
+from sweeplab.stopping import Interrupted, signals_raise
 from sweeplab.sweep.folders import FolderTaken, TrialFolders
 from sweeplab.sweep.job import TrialJob, TrialOutcome, task_reference
 from sweeplab.sweep.lifecycle import DONE, SharedStudy
@@ -42,14 +42,6 @@ MIN_TRIALS_FOR_RATE = 10  # the failure rate stops a run only once this many of 
 POLL = 2.0  # seconds between looks at a study whose last trials run in other processes
 
 
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM: raised where the controller is, like KeyboardInterrupt."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
 class SweepController:
     def __init__(
         self, settings: SweeperSettings, hydra_context: HydraContext, task: TaskFunction, config: DictConfig
@@ -58,24 +50,32 @@ class SweepController:
         self.task, self.contract = task_reference(task), contract_of(task)
 
     def run(self, arguments: list[str]) -> None:
-        with _signals_raise():
+        submitting = self.s.slurm.jobs != 0 and not in_slurm_worker()
+        with signals_raise():
             try:
                 plan = plan_sweep(self.s, self.hydra_context, self.config, arguments, self.contract)
                 if self.s.dry_run:
-                    return preview(plan, self.s.n_jobs, self.s.pack)
+                    return preview(plan, self.s.n_jobs, self.s.pack, self.s.slurm)
+                if submitting:
+                    check_cluster(self.s.slurm, plan.spec.storage_url, self._sweep_dir())
                 self._open(plan)
             except Interrupted as err:  # nothing runs yet: nothing to fail or requeue
                 log.warning("interrupted (%s) before any trial started", err)
                 raise SystemExit(128 + err.signum) from None
         try:
+            if submitting:
+                return submit_study(self.shared, self.s, self.sweep_dir, self.task)
             self._run_trials()
         finally:
             self.shared.close()
         self._summarise()
 
+    def _sweep_dir(self) -> Path:
+        return Path(str(self.config.hydra.sweep.dir)).absolute()
+
     def _open(self, plan: SweepPlan) -> None:
         s = self.s
-        self.sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
+        self.sweep_dir = self._sweep_dir()
         writable_or_fault(self.sweep_dir)  # before the study is created
         self.composer, self.objectives, self.monitor = plan.composer, plan.objectives, plan.monitor
         self.shared = SharedStudy(plan.spec)
@@ -103,26 +103,25 @@ class SweepController:
             PackMatcher(self.composer, self.contract.pack, self.s.study_name) if self.contract else None
         )
         self.started = time.monotonic()
+        self.slurm_job = job_record()  # this SLURM worker job's id and log file; None elsewhere
         self.progress = Progress(self.shared.spec.n_trials, self.shared.count(*DONE))
         runner = WorkerPool(self.s.n_jobs) if self.s.n_jobs > 1 else InlineRunner()
         try:
-            with _signals_raise(), self.progress.shown():
+            with signals_raise(worker=self.slurm_job is not None), self.progress.shown():
                 self._loop(runner)
         except (Interrupted, SweeplabError) as err:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            why = f"interrupted ({err})" if isinstance(err, Interrupted) else f"the sweep stopped: {err}"
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):  # none may cut the clean-up short
+                signal.signal(signum, signal.SIG_IGN)
+            why = f"the sweep stopped: {err}" if isinstance(err, SweeplabError) else err.describe()
             for trial in self.running.values():
                 self.shared.fail(trial, why, requeue=True)
             if isinstance(err, SweeplabError):
                 raise
-            log.warning(
-                "%s: %d running trial(s) marked FAIL and queued again. To resume, run the same command again:"
-                " %s",
-                why,
-                len(self.running),
-                self.shared.spec.command,
-            )
+            resume = f"To resume, run the same command again: {self.shared.spec.command}"
+            if self.slurm_job:
+                resume = "Another worker of the study, or this job requeued, resumes them"
+            running = len(self.running)
+            log.warning("%s: %d running trial(s) marked FAIL and queued again. %s", why, running, resume)
             raise SystemExit(128 + err.signum) from None
         finally:
             runner.close()
@@ -142,8 +141,8 @@ class SweepController:
                         self._finish(self.running.pop(number), outcome)
                 continue
             others = self.shared.elsewhere()
-            if self.stop is not None or self.timed_out or not others:
-                return
+            if self.stop is not None or self.timed_out or not others or self.slurm_job:
+                return  # a SLURM worker leaves others' trials to their jobs (module sweeplab.slurm.worker)
             if time.monotonic() - waited > 30:  # say what it waits for, every 30 s
                 waited = time.monotonic()
                 for t in others:
@@ -199,7 +198,10 @@ class SweepController:
                 monitor=self.monitor,
                 in_worker=self.s.n_jobs > 1,
             )
-            self.folders.take(folder, trial.number, resuming="resume_dir" in trial.user_attrs)
+            resuming = "resume_dir" in trial.user_attrs
+            self.folders.take(folder, trial.number, resuming=resuming, job=self.slurm_job)
+            if self.slurm_job:
+                trial.set_user_attr("slurm_job", self.slurm_job)
         except SweeplabError as err:
             self.running.pop(trial.number)
             # a trial is not at fault for a folder in its way or a full disk: it runs once that is fixed
@@ -302,22 +304,6 @@ class SweepController:
                 "stopped: %s; the most common error (%d trials): %s", self.stop, times, error.splitlines()[0]
             )
             raise SystemExit(1)
-
-
-@contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
-    """SIGINT and SIGTERM raise Interrupted in the main thread, so a trial running in this process stops
-    where it is and the controller fails and requeues what was running."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise Interrupted(signum)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -31,12 +31,14 @@ class TrialFolders:
         if not sweep_dir.is_dir():
             return
         known = {str(Path(k)) for k in known}
-        for folder in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+        # hidden folders are not trials' (.slurm holds the SLURM jobs' logs)
+        for folder in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             self._refuse_foreign(folder, unmarked_ok=str(folder) in known)
 
-    def take(self, folder: Path, number: int, resuming: bool) -> None:
+    def take(self, folder: Path, number: int, resuming: bool, job: dict | None = None) -> None:
         """Record trial `number` in `folder` (created), after checking the folder is free for it: empty,
-        or this study's folder of the trial it resumes."""
+        or this study's folder of the trial it resumes. `job`: the SLURM job that runs it (its id and
+        log file), kept with the trial's number."""
         self._refuse_foreign(folder, unmarked_ok=resuming)
         if not resuming and (folder / MARKER).is_file():
             raise FolderTaken(f"{folder} already holds a trial of this study; refusing to overwrite it")
@@ -46,6 +48,8 @@ class TrialFolders:
             raise environment_fault(err, folder) or err from err
         record = self._read(folder) or {**self.identity, "trials": []}
         record["trials"] = [*record["trials"], number]
+        if job is not None:
+            record["slurm_jobs"] = [*record.get("slurm_jobs", []), {"trial": number, **job}]
         write_atomic(folder / MARKER, json.dumps(record, indent=2) + "\n")
 
     def _refuse_foreign(self, folder: Path, unmarked_ok: bool) -> None:

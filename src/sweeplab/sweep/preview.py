@@ -6,6 +6,7 @@ import zlib
 
 import optuna
 
+from sweeplab.sweep.settings import SlurmSettings
 from sweeplab.sweep.spec import SweepPlan
 from sweeplab.sweep.storage import masked
 from sweeplab.sweep.study import SAMPLERS, build_from
@@ -14,7 +15,7 @@ log = logging.getLogger("sweeplab.sweep")
 SHOWN = 5  # trials previewed
 
 
-def preview(plan: SweepPlan, n_jobs: int, pack: int = 1) -> None:
+def preview(plan: SweepPlan, n_jobs: int, pack: int = 1, slurm: SlurmSettings | None = None) -> None:
     spec = plan.spec
     options = lambda node: " ".join(f"{k}={v}" for k, v in node.items() if k != "name")  # noqa: E731
     lines = [
@@ -34,6 +35,16 @@ def preview(plan: SweepPlan, n_jobs: int, pack: int = 1) -> None:
         lines += ["setups:", *(f"  {s}" for s in spec.signature["space"]["setup"].split("; "))]
     if spec.plan or spec.enqueue:
         lines.append(f"queued first: {len(spec.enqueue)} enqueued and {len(spec.plan)} planned trials")
+    if slurm is not None and slurm.jobs:
+        resources = {
+            k: getattr(slurm, k) for k in ("cpus_per_task", "gpus_per_node", "mem_gb", "account", "qos")
+        }
+        lines.append(
+            f"SLURM: {slurm.jobs} worker jobs (one array) on partition {slurm.partition or '(default)'}, "
+            f"{slurm.timeout_min} min each"
+            + "".join(f", {k} {v}" for k, v in resources.items() if v is not None)
+            + "".join(f", --{k}={v}" for k, v in slurm.additional_parameters.items())
+        )
     for line in lines:
         log.info("%s", line)
     verbosity = optuna.logging.get_verbosity()

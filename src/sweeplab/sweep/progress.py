@@ -53,8 +53,11 @@ class Progress:
             self.bar.close()
             self.bar = None
 
-    def trial_ended(self, number: int, state: str, detail: str, counts: Counter[str]) -> None:
-        """A trial of this command ended; `counts` are the study's trials per state, this one included."""
+    def trial_ended(
+        self, number: int, state: str, detail: str, counts: Counter[str], progress: bool = True
+    ) -> None:
+        """A trial of this command ended; `counts` are the study's trials per state, this one included.
+        `progress`: and the progress line after it (once for several trials that ended together)."""
         done = counts["COMPLETE"] + counts["PRUNED"]
         shown = ", ".join(f"{counts[s]} {s}" for s in STATES if counts[s])
         log.info(
@@ -66,6 +69,8 @@ class Progress:
             self.total,
             shown,
         )
+        if not progress:
+            return
         elapsed = self.clock() - self.started
         left = self.time_left(done, elapsed)
         estimate = f"about {left} left" if left else "time left not known yet"

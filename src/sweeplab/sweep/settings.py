@@ -6,6 +6,30 @@ from typing import Any
 
 
 @dataclass
+class SlurmSettings:
+    """`hydra.sweeper.slurm`: run the study's trials as SLURM jobs (sweeplab.slurm). The resource names
+    are those of Hydra's submitit launcher."""
+
+    jobs: int = 0  # worker jobs, submitted as one job array; 0: run the trials here, without SLURM
+    partition: str | None = None  # null: the cluster's default partition
+    timeout_min: int = 60  # each job's time limit, in minutes
+    cpus_per_task: int | None = None  # null: the cluster's default (usually 1)
+    gpus_per_node: int | None = None
+    mem_gb: float | None = None
+    account: str | None = None
+    qos: str | None = None
+    # SLURM sends SIGUSR2 this long before a job's time limit (and on preemption): the running trials
+    # are queued again to resume from their last checkpoint, and the job is requeued
+    signal_delay_s: int = 90
+    max_requeues: int = 10  # times a job requeues itself after SIGUSR2
+    array_parallelism: int | None = None  # jobs of the array that run at once; null: all
+    setup: list[str] = field(default_factory=list)  # shell lines run before the worker ("module load ...")
+    additional_parameters: dict[str, Any] = field(default_factory=dict)  # other sbatch options
+    folder: str | None = None  # the jobs' scripts and logs; null: <hydra.sweep.dir>/.slurm
+    detach: bool = False  # submit and return with the job ids (--detach), instead of following the study
+
+
+@dataclass
 class SweeperSettings:
     _target_: str = "hydra_plugins.sweeplab_sweeper.sweeplab_sweeper.SweeplabSweeper"
     study_name: str = "default"
@@ -46,6 +70,7 @@ class SweeperSettings:
     report: dict[str, Any] = field(default_factory=dict)
     timeout: float | None = None  # seconds: no new trial starts after this (running ones finish)
     dry_run: bool = False  # print the plan and the first trials' configurations; run and store nothing
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)  # run the trials as SLURM jobs
 
     def __post_init__(self) -> None:
         # `sampler=grid` on the command line or in a sweep file means {name: grid}
@@ -53,3 +78,5 @@ class SweeperSettings:
         self.pruner = {"name": self.pruner} if isinstance(self.pruner, str) else dict(self.pruner)
         self.sampler.setdefault("name", "tpe")
         self.pruner.setdefault("name", "none")
+        if not isinstance(self.slurm, SlurmSettings):
+            self.slurm = SlurmSettings(**self.slurm)

@@ -47,7 +47,9 @@ class WorkerPool:
     def __init__(self, n_jobs: int) -> None:
         import torch  # the controller only asks how many GPUs there are; it never initialises CUDA
 
-        self.threads = max(1, (os.cpu_count() or 1) // n_jobs)
+        # in a SLURM job, its share of the node (cpus_per_task), not every core of the node
+        cpus = int(os.environ.get("SLURM_CPUS_PER_TASK") or os.cpu_count() or 1)
+        self.threads = max(1, cpus // n_jobs)
         self.gpus = torch.cuda.device_count()
         self.context = mp.get_context("spawn")
         self.workers = [self._start(slot) for slot in range(n_jobs)]
@@ -126,6 +128,7 @@ def _death(exitcode: int | None) -> str:
 
 def _serve(conn: Connection, threads: int, gpu: str | None, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # SLURM warns the whole job; the controller acts on it
     # exit through Python's own shutdown, which releases what the trial held (tqdm's lock, say)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     _die_with(parent)

@@ -20,6 +20,7 @@ from sweeplab.data import DataSplits, InputPipeline, build_inputs, load_data
 from sweeplab.losses import build_loss
 from sweeplab.models import count_parameters, create_model
 from sweeplab.optim import Schedule, build_optimizer, build_schedule
+from sweeplab.stopping import Interrupted, steps_running, stop_asked
 from sweeplab.train.check import check_config
 from sweeplab.train.evaluate import Evaluation, evaluate
 from sweeplab.train.options import TrainerOptions, describe_budget
@@ -244,6 +245,9 @@ def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outco
     if resume is not None:
         order, pos = restore(trial, scaler, generator, outcome, resume)
         first, elapsed_before = resume["step"] + 1, resume["elapsed"]
+        if "partial" in resume:  # stopped between two evaluations: what it had summed since the last
+            loss_sum, correct, since_eval = resume["partial"]
+            loss_sum, correct = loss_sum.to(device), correct.to(device)
         log.info("resuming from step %d (%s)", resume["step"], recorder.output_dir)
         for row in recorder.history:  # the new trial in the study gets the values measured so far
             if reporter is not None and reporter(int(row["step"]), row):
@@ -259,42 +263,52 @@ def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outco
     )
     started = time.perf_counter() - elapsed_before
     model.train()
-    for step in range(first, trial.total_steps + 1):
-        if pos + batch > n:  # a new epoch: a fresh permutation, the partial batch dropped
-            order, pos = torch.randperm(n, device=device, generator=generator), 0
-        idx = order[pos : pos + batch]
-        pos += batch
-        yb = data.y_train[idx]
-        with trial.autocast():
-            logits = model(trial.inputs(data.x_train[idx], train=True))
-            loss = trial.loss_fn(logits.float(), yb)
-        trial.optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(trial.optimizer)
-        scaler.update()
-        trial.schedule.after_step()
-        loss_sum += loss.detach()
-        correct += (logits.argmax(1) == yb).sum()
-        since_eval += 1
-        outcome.steps = step
-        if step % opts.eval_every and step != trial.total_steps:
-            continue
+    with steps_running():  # a signal stops the loop after its step, saved (sweeplab.stopping)
+        for step in range(first, trial.total_steps + 1):
+            signum = stop_asked()
+            if signum is not None:
+                if step > first:  # steps ran since the last checkpoint: save this one
+                    partial = (loss_sum, correct, since_eval)
+                    state = loop_state(trial, scaler, generator, outcome, order, pos, partial=partial)
+                    recorder.save_resume({**state, "elapsed": time.perf_counter() - started})
+                    log.info("stopped after step %d, saved to resume from there", step - 1)
+                raise Interrupted(signum)
+            if pos + batch > n:  # a new epoch: a fresh permutation, the partial batch dropped
+                order, pos = torch.randperm(n, device=device, generator=generator), 0
+            idx = order[pos : pos + batch]
+            pos += batch
+            yb = data.y_train[idx]
+            with trial.autocast():
+                logits = model(trial.inputs(data.x_train[idx], train=True))
+                loss = trial.loss_fn(logits.float(), yb)
+            trial.optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(trial.optimizer)
+            scaler.update()
+            trial.schedule.after_step()
+            loss_sum += loss.detach()
+            correct += (logits.argmax(1) == yb).sum()
+            since_eval += 1
+            outcome.steps = step
+            if step % opts.eval_every and step != trial.total_steps:
+                continue
 
-        train_loss, train_acc = loss_sum.item() / since_eval, correct.item() / (since_eval * batch)
-        loss_sum.zero_()
-        correct.zero_()
-        since_eval = 0
-        val = trial.evaluate(data.x_val, data.y_val)
-        weights = lambda: {k: v.detach().clone() for k, v in model.state_dict().items()}  # noqa: E731
-        row = record_evaluation(
-            trial, recorder, reporter, outcome, step, (train_loss, train_acc), val, started, weights
-        )
-        bar.update(step - bar.n)
-        bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val.acc:.3f}")
-        if outcome.status != "completed":
-            break
-        if step < trial.total_steps:
-            recorder.save_resume(loop_state(trial, scaler, generator, outcome, order, pos, row))
+            train_loss, train_acc = loss_sum.item() / since_eval, correct.item() / (since_eval * batch)
+            loss_sum.zero_()
+            correct.zero_()
+            since_eval = 0
+            val = trial.evaluate(data.x_val, data.y_val)
+            weights = lambda: {k: v.detach().clone() for k, v in model.state_dict().items()}  # noqa: E731
+            row = record_evaluation(
+                trial, recorder, reporter, outcome, step, (train_loss, train_acc), val, started, weights
+            )
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val.acc:.3f}")
+            if outcome.status != "completed":
+                break
+            if step < trial.total_steps:
+                state = loop_state(trial, scaler, generator, outcome, order, pos)
+                recorder.save_resume({**state, "elapsed": row["elapsed_s"]})
     bar.close()
     outcome.seconds = time.perf_counter() - started
     return outcome

@@ -17,12 +17,15 @@ def loop_state(
     outcome: "Outcome",
     order: torch.Tensor,
     pos: int,
-    row: dict[str, float],
+    partial: tuple[torch.Tensor, torch.Tensor, int] | None = None,
 ) -> dict[str, Any]:
-    """Everything the loop carries from one evaluation to the next, random number generators included."""
+    """Everything the loop carries from one step to the next, random number generators included;
+    `partial`: the training loss and correct count summed since the last evaluation, and its steps,
+    when it stops between two evaluations."""
+    extra = {"partial": (partial[0].clone(), partial[1].clone(), partial[2])} if partial else {}
     return {
+        **extra,
         "step": outcome.steps,
-        "elapsed": row["elapsed_s"],
         "model": trial.model.state_dict(),
         "optimizer": trial.optimizer.state_dict(),
         "scheduler": trial.schedule.scheduler.state_dict(),
