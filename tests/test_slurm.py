@@ -153,6 +153,18 @@ def test_without_sbatch_the_sweep_is_refused_before_anything_is_stored(sweeplab,
         load(args)
 
 
+@pytest.mark.skipif(shutil.which("sinfo") is None, reason="SLURM's commands are not installed")
+def test_a_cluster_that_does_not_answer_is_one_line(sweeplab, tmp_path, monkeypatch) -> None:
+    conf = tmp_path / "slurm.conf"  # a controller that is down (nothing listens on its port)
+    conf.write_text("ClusterName=down\nSlurmctldHost=localhost\nSlurmctldPort=1\n")
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    result = sweeplab(*study_args(tmp_path, "noanswer", "hydra.sweeper.slurm.jobs=2"))
+    assert result.returncode == 2, result.stdout
+    said = "SLURM's `sinfo` failed (slurm_load_partitions: Unable to contact slurm controller"
+    assert said in result.stdout, result.stdout
+    assert "submit from the cluster's login node" in result.stdout and "Traceback" not in result.stdout
+
+
 # --- a real cluster ----------------------------------------------------------------------------------
 
 

@@ -45,7 +45,13 @@ def read_cluster() -> Cluster:
     except subprocess.TimeoutExpired:
         raise SweeplabError("SLURM's `sinfo` did not answer in 60 s: is the controller up?") from None
     if out.returncode != 0:
-        raise SweeplabError(f"SLURM's `sinfo` failed: {out.stderr.strip() or out.returncode}")
+        said = out.stderr.strip().splitlines()  # its last line is the one that says why
+        why = said[-1] if said else f"exit code {out.returncode}"
+        raise SweeplabError(
+            f"SLURM's `sinfo` failed ({why}): submit from the "
+            "cluster's login node, where SLURM is configured (SLURM_CONF or /etc/slurm/slurm.conf) and its "
+            "controller answers, or set hydra.sweeper.slurm.jobs=0 to run here"
+        )
     partitions: dict[str, set[str]] = {}
     default = None
     for line in out.stdout.split("\n"):
