@@ -232,6 +232,7 @@ def test_six_trials_as_two_array_jobs_finish_with_exactly_six(
 
 
 @needs_slurm
+@pytest.mark.slow
 def test_ctrl_c_while_following_leaves_the_jobs_running_and_says_so(sweeplab, tmp_path) -> None:
     name = unique("follow")
     args = study_args(tmp_path, name, "hydra.sweeper.slurm.jobs=1", trials=1, steps=20000)
