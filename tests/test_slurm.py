@@ -288,6 +288,33 @@ def test_a_job_killed_mid_trial_is_reclaimed_by_a_resubmitted_worker(sweeplab, t
 
 @needs_slurm
 @pytest.mark.slow
+def test_a_job_cancelled_with_scancel_kill_queues_its_trial_again_at_once(sweeplab, tmp_path) -> None:
+    """`scancel --signal=KILL`: SLURM sends SIGTERM first (KillWait ahead), so the worker stops its trial
+    after the step, saves it there and queues it again before the job ends: no waiting for `stale_after`."""
+    name = unique("cancelled")
+    args = study_args(tmp_path, name, "hydra.sweeper.slurm.jobs=1", trials=1, steps=20000)
+    result = sweeplab(*args, "--detach")
+    assert result.returncode == 0, result.stdout
+    [job] = jobs_of(result.stdout)
+    sweep_dir = tmp_path / "outputs" / "sweeps" / name
+    wait_for(lambda: list(sweep_dir.glob("*/resume.pt")), 240, "the trial's first checkpoint")
+    subprocess.run(["scancel", "--signal=KILL", job], check=True)
+    wait_for(lambda: not squeue(job), 60, "the cancelled job to end")
+    first = load(args).trials[0]
+    assert first.state == TrialState.FAIL and "SIGTERM" in first.user_attrs["error"]
+    log = (Path(first.user_attrs["output_dir"]) / "train.log").read_text()
+    stopped = int(re.search(r"stopped after step (\d+), saved", log).group(1))  # type: ignore[union-attr]
+    resumed = sweeplab(*args)  # the same command: one new worker
+    assert resumed.returncode == 0, resumed.stdout
+    first, retry = load(args).trials
+    assert retry.state == TrialState.COMPLETE and retry.user_attrs["retry_of"] == 0
+    assert retry.user_attrs["slurm_job"]["job_id"] != job
+    retry_log = (Path(retry.user_attrs["output_dir"]) / "train.log").read_text()
+    assert f"resuming from step {stopped} " in retry_log
+
+
+@needs_slurm
+@pytest.mark.slow
 def test_a_preempted_job_requeues_and_its_trial_resumes_from_the_checkpoint(sweeplab, tmp_path) -> None:
     name = unique("preempted")
     args = study_args(tmp_path, name, "hydra.sweeper.slurm.jobs=1", trials=1, steps=20000)
