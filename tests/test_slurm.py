@@ -94,6 +94,19 @@ def jobs_of(output: str) -> list[str]:
     return re.search(r"SLURM jobs? ([\d_, ]+) \(", output).group(1).split(", ")  # type: ignore[union-attr]
 
 
+def one_job_at_work(sweeplab, tmp_path: Path, prefix: str, trials: int) -> tuple[list[str], str]:
+    """A study of long trials (20,000 steps) submitted as one job, detached; returns once a trial has
+    saved its first checkpoint. Returns the study's arguments and the job id."""
+    name = unique(prefix)
+    args = study_args(tmp_path, name, "hydra.sweeper.slurm.jobs=1", trials=trials, steps=20000)
+    result = sweeplab(*args, "--detach")
+    assert result.returncode == 0 and "cancel them with `scancel" in result.stdout, result.stdout
+    [job] = jobs_of(result.stdout)
+    sweep_dir = tmp_path / "outputs" / "sweeps" / name
+    wait_for(lambda: list(sweep_dir.glob("*/resume.pt")), 240, "a trial's first checkpoint")
+    return args, job
+
+
 def finished(study: optuna.Study) -> int:
     return len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
@@ -262,13 +275,7 @@ def test_a_job_killed_mid_trial_is_reclaimed_by_a_resubmitted_worker(sweeplab, t
     """Killed without warning, as by a node failure or the kernel's OOM killer: SIGKILL to the worker.
     (`scancel --signal=KILL` is not that: SLURM sends SIGTERM first, KillWait seconds ahead, and the
     worker queues its trial again at once, as for any SIGTERM.)"""
-    name = unique("killed")
-    args = study_args(tmp_path, name, "hydra.sweeper.slurm.jobs=1", trials=2, steps=20000)
-    result = sweeplab(*args, "--detach")
-    assert result.returncode == 0 and "cancel them with `scancel" in result.stdout, result.stdout
-    [job] = jobs_of(result.stdout)
-    sweep_dir = tmp_path / "outputs" / "sweeps" / name
-    wait_for(lambda: list(sweep_dir.glob("*/resume.pt")), 240, "a trial's first checkpoint")
+    args, job = one_job_at_work(sweeplab, tmp_path, "killed", trials=2)
     [running] = load(args).get_trials(states=(TrialState.RUNNING,))
     os.kill(running.user_attrs["owner"]["pid"], signal.SIGKILL)
     wait_for(lambda: not squeue(job), 60, "the killed job to end")
@@ -291,13 +298,7 @@ def test_a_job_killed_mid_trial_is_reclaimed_by_a_resubmitted_worker(sweeplab, t
 def test_a_job_cancelled_with_scancel_kill_queues_its_trial_again_at_once(sweeplab, tmp_path) -> None:
     """`scancel --signal=KILL`: SLURM sends SIGTERM first (KillWait ahead), so the worker stops its trial
     after the step, saves it there and queues it again before the job ends: no waiting for `stale_after`."""
-    name = unique("cancelled")
-    args = study_args(tmp_path, name, "hydra.sweeper.slurm.jobs=1", trials=1, steps=20000)
-    result = sweeplab(*args, "--detach")
-    assert result.returncode == 0, result.stdout
-    [job] = jobs_of(result.stdout)
-    sweep_dir = tmp_path / "outputs" / "sweeps" / name
-    wait_for(lambda: list(sweep_dir.glob("*/resume.pt")), 240, "the trial's first checkpoint")
+    args, job = one_job_at_work(sweeplab, tmp_path, "cancelled", trials=1)
     subprocess.run(["scancel", "--signal=KILL", job], check=True)
     wait_for(lambda: not squeue(job), 60, "the cancelled job to end")
     first = load(args).trials[0]
@@ -316,13 +317,7 @@ def test_a_job_cancelled_with_scancel_kill_queues_its_trial_again_at_once(sweepl
 @needs_slurm
 @pytest.mark.slow
 def test_a_preempted_job_requeues_and_its_trial_resumes_from_the_checkpoint(sweeplab, tmp_path) -> None:
-    name = unique("preempted")
-    args = study_args(tmp_path, name, "hydra.sweeper.slurm.jobs=1", trials=1, steps=20000)
-    result = sweeplab(*args, "--detach")
-    assert result.returncode == 0, result.stdout
-    [job] = jobs_of(result.stdout)
-    sweep_dir = tmp_path / "outputs" / "sweeps" / name
-    wait_for(lambda: list(sweep_dir.glob("*/resume.pt")), 240, "the trial's first checkpoint")
+    args, job = one_job_at_work(sweeplab, tmp_path, "preempted", trials=1)
     # what SLURM sends `signal_delay_s` before the time limit, and on preemption
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
     wait_for(lambda: "PENDING" in " ".join(squeue(job)), 60, "the job to be requeued")
