@@ -4,7 +4,8 @@ submitted, `submit` submits and follows, `worker` is what runs in a job."""
 
 from pathlib import Path
 
-from sweeplab.slurm.cluster import check_submission, read_cluster
+from sweeplab.config import SweeplabError
+from sweeplab.slurm.cluster import check_settings, check_submission, read_cluster
 from sweeplab.slurm.submit import submit_study
 from sweeplab.slurm.worker import in_worker as in_slurm_worker
 from sweeplab.slurm.worker import job_record
@@ -16,7 +17,11 @@ __all__ = ["check_cluster", "in_slurm_worker", "job_record", "submit_study"]
 
 def check_cluster(slurm: SlurmSettings, storage_url: str, sweep_dir: Path) -> None:
     """Refuse, before the study is touched, a submission that cannot work, naming every problem."""
+    try:
+        cluster = read_cluster()
+    except SweeplabError as err:  # no SLURM here: what is wrong besides is said at the same time
+        raise SweepRefused([str(err), *check_settings(slurm, storage_url)]) from None
     folders = [sweep_dir, *([Path(slurm.folder).absolute()] if slurm.folder else [])]
-    problems = check_submission(slurm, storage_url, folders, read_cluster())
+    problems = check_submission(slurm, storage_url, folders, cluster)
     if problems:
         raise SweepRefused(problems)

@@ -64,10 +64,8 @@ def read_cluster() -> Cluster:
     return Cluster(partitions, default)
 
 
-def check_submission(
-    slurm: SlurmSettings, storage_url: str, folders: list[Path], cluster: Cluster, here: str | None = None
-) -> list[str]:
-    """Every problem of a submission, as one line each; none when it can go."""
+def check_settings(slurm: SlurmSettings, storage_url: str) -> list[str]:
+    """The problems of a submission that are seen without asking the cluster, as one line each."""
     problems = [
         f"hydra.sweeper.slurm.{name}: must be at least {least}, got {value}"
         for name, value, least in _counts(slurm)
@@ -78,6 +76,22 @@ def check_submission(
             f"hydra.sweeper.slurm.signal_delay_s: {slurm.signal_delay_s} s must be within the time limit "
             f"(timeout_min {slurm.timeout_min})"
         )
+    if _kind(storage_url) == "sqlite":
+        problems.append(
+            f"hydra.sweeper.storage: {masked(storage_url)} is SQLite, which cannot hold a study that jobs on "
+            "several machines share (its file locks do not hold over a network filesystem, so trials would "
+            "run twice or the file be corrupted): use a PostgreSQL database, "
+            "hydra.sweeper.storage=postgresql://USER:PASSWORD@HOST/DB (recommended), or a journal file "
+            "on the shared filesystem, hydra.sweeper.storage=journal:///shared/path/STUDY.log"
+        )
+    return problems
+
+
+def check_submission(
+    slurm: SlurmSettings, storage_url: str, folders: list[Path], cluster: Cluster, here: str | None = None
+) -> list[str]:
+    """Every problem of a submission, as one line each; none when it can go."""
+    problems = check_settings(slurm, storage_url)
     partition = slurm.partition or cluster.default
     if partition is None:
         problems.append(
@@ -89,26 +103,17 @@ def check_submission(
             f"hydra.sweeper.slurm.partition: there is no partition {partition!r} on this cluster"
             f"{closest(partition, list(cluster.partitions))}; it has: {', '.join(sorted(cluster.partitions))}"
         )
-    kind = storage_url.split(":", 1)[0].split("+", 1)[0]
-    if kind == "sqlite":
-        problems.append(
-            f"hydra.sweeper.storage: {masked(storage_url)} is SQLite, which cannot hold a study that jobs on "
-            "several machines share (its file locks do not hold over a network filesystem, so trials would "
-            "run twice or the file be corrupted): use a PostgreSQL database, "
-            "hydra.sweeper.storage=postgresql://USER:PASSWORD@HOST/DB (recommended), or a journal file "
-            "on the shared filesystem, hydra.sweeper.storage=journal:///shared/path/STUDY.log"
-        )
     nodes = {node.split(".")[0] for node in cluster.partitions.get(partition or "", set())}
     here = (here or socket.gethostname()).split(".")[0]  # SLURM names nodes by their short names
     if nodes and nodes != {here}:  # the jobs run on other machines than this one
-        if kind == "postgresql" and _loopback(storage_url):
+        if _kind(storage_url) == "postgresql" and _loopback(storage_url):
             problems.append(
                 f"hydra.sweeper.storage: {masked(storage_url)} names this machine by a local address; the "
                 f"compute nodes ({', '.join(sorted(nodes)[:3])}...) cannot reach it there: give the server's "
                 "network name"
             )
         shared = [("the storage's journal file", Path(storage_url.removeprefix("journal://")))]
-        shared = shared if kind == "journal" else []
+        shared = shared if _kind(storage_url) == "journal" else []
         for what, path in [*shared, *((f"the output folder {p}", p) for p in folders)]:
             if _node_local(path):
                 problems.append(
@@ -133,6 +138,11 @@ def _counts(slurm: SlurmSettings) -> list[tuple[str, float | None, int]]:
         ("gpus_per_node", slurm.gpus_per_node, 0),
         ("array_parallelism", slurm.array_parallelism, 1),
     ]
+
+
+def _kind(storage_url: str) -> str:
+    """sqlite, postgresql, journal...: the URL's scheme without its driver."""
+    return storage_url.split(":", 1)[0].split("+", 1)[0]
 
 
 def _loopback(url: str) -> bool:
