@@ -166,6 +166,7 @@ def test_runs_started_in_the_same_second_never_share_a_folder(tmp_path, sweeplab
     assert len(list((tmp_path / "outputs" / "runs").glob("*/*"))) == 2
 
 
+@pytest.mark.slow
 def test_resuming_with_other_fixed_values_is_refused_unless_accepted(tmp_path, sweeplab):
     args = ["train", "-m", LR, "hydra.sweeper.study_name=fx", "hydra.sweeper.n_trials=1", *FAST]
     assert sweeplab(*args).returncode == 0
@@ -198,6 +199,7 @@ def test_seeded_studies_are_identical(tmp_path, sweeplab):
     assert [t.values for t in one.trials] == [t.values for t in two.trials]
 
 
+@pytest.mark.slow
 def test_a_report_never_writes_to_a_storage_and_never_replaces_files_it_did_not_write(tmp_path, sweeplab):
     missing = sweeplab("report", "nothing")
     assert missing.returncode == 2 and "no study 'nothing'" in missing.stdout

@@ -185,7 +185,8 @@ def test_without_sbatch_the_sweep_is_refused_before_anything_is_stored(sweeplab,
 @pytest.mark.skipif(shutil.which("sinfo") is None, reason="SLURM's commands are not installed")
 def test_a_cluster_that_does_not_answer_is_one_line(sweeplab, tmp_path, monkeypatch) -> None:
     conf = tmp_path / "slurm.conf"  # a controller that is down (nothing listens on its port)
-    conf.write_text("ClusterName=down\nSlurmctldHost=localhost\nSlurmctldPort=1\n")
+    # MessageTimeout=1: sinfo gives up at once instead of retrying for 9 s
+    conf.write_text("ClusterName=down\nSlurmctldHost=localhost\nSlurmctldPort=1\nMessageTimeout=1\n")
     monkeypatch.setenv("SLURM_CONF", str(conf))
     result = sweeplab(*study_args(tmp_path, "noanswer", "hydra.sweeper.slurm.jobs=2"))
     assert result.returncode == 2, result.stdout

@@ -56,7 +56,9 @@ def test_the_six_reference_studies_are_there():
         assert "# Source" in (config_dir() / "sweep" / f"{name}.yaml").read_text().split("defaults:")[0]
 
 
-@pytest.mark.parametrize("sweep", SWEEPS)
+@pytest.mark.parametrize(  # the grid search's 69 trial configs under -m slow
+    "sweep", [pytest.param(s, marks=pytest.mark.slow) if s == "cifar10_grid_pca" else s for s in SWEEPS]
+)
 def test_every_sweep_file_composes_and_each_trial_config_builds(sweep):
     configs = planned_configs(sweep)
     for label, cfg in configs:
@@ -101,11 +103,11 @@ def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-SMOKE = [  # two in the default suite (an ablation, a CNN study); every one under -m slow, as CI runs it
+SMOKE = [  # one in the default suite (an ablation); every one under -m slow, as CI runs it
     "cifar10_mlp_ablation",
     pytest.param("mnist_classifiers", marks=pytest.mark.slow),
     pytest.param("cifar10_mlp_setups", marks=pytest.mark.slow),
-    "cifar10_cnn",
+    pytest.param("cifar10_cnn", marks=pytest.mark.slow),  # its packed run is in the default suite
     pytest.param("synthetic_mlp", marks=pytest.mark.slow),
     pytest.param("cifar10_grid_pca", marks=pytest.mark.slow),  # 69 trials
 ]

@@ -12,9 +12,12 @@ from test_sweep import FAST
 POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")
 BACKENDS = [
     "sqlite",
-    pytest.param(
+    pytest.param(  # under -m slow: the storage contract (test_sweep, test_lifecycle) runs on it by default
         "postgresql",
-        marks=pytest.mark.skipif(not POSTGRES, reason="set SWEEPLAB_TEST_POSTGRES to a PostgreSQL URL"),
+        marks=[
+            pytest.mark.slow,
+            pytest.mark.skipif(not POSTGRES, reason="set SWEEPLAB_TEST_POSTGRES to a PostgreSQL URL"),
+        ],
     ),
 ]
 

@@ -426,6 +426,7 @@ hydra:
     assert not (tmp_path / "studies" / "typo.db").exists()  # refused before any storage was touched
 
 
+@pytest.mark.slow
 def test_a_rerun_tries_again_the_setups_whose_trials_failed(tmp_path, sweeplab):
     (tmp_path / "mine" / "sweep").mkdir(parents=True)
     (tmp_path / "mine" / "sweep" / "two.yaml").write_text(

@@ -148,6 +148,7 @@ def test_sampler_and_pruner_names_alone_mean_their_defaults():
     assert SweeperSettings(sampler={"seed": 3}).sampler == {"seed": 3, "name": "tpe"}
 
 
+@pytest.mark.slow
 def test_the_shorthands_work_on_the_command_line_and_in_a_sweep_file(tmp_path, sweeplab):
     done = sweeplab(
         "train",
@@ -222,6 +223,7 @@ def test_a_bad_override_of_a_single_run_is_one_line(tmp_path, sweeplab):
     assert "sweeplab train: error: Could not override 'model.hiden'." in done.stdout
 
 
+@pytest.mark.slow
 def test_a_bad_notes_file_is_one_line(tmp_path, sweeplab):
     sweeplab("train", "-m", "optimizer.lr=choice(0.01)", "hydra.sweeper.study_name=n", *FAST)
     done = sweeplab("report", "n", "--notes", "/nonexistent.md")
