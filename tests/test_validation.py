@@ -9,6 +9,7 @@ import time
 import pytest
 
 from sweeplab.sweep.settings import SweeperSettings
+from sweeplab.sweep.validate import closest
 from test_sweep import FAST, LR, load, states
 
 REFUSED = "sweep refused (nothing was run or stored): "
@@ -221,6 +222,22 @@ def test_a_bad_override_of_a_single_run_is_one_line(tmp_path, sweeplab):
     done = sweeplab("train", "model.hiden=10")
     assert done.returncode == 2 and "Traceback" not in done.stdout
     assert "sweeplab train: error: Could not override 'model.hiden'." in done.stdout
+    said = "The config has no key model.hiden (did you mean model.hidden?); model has: activation, dropout,"
+    assert said in done.stdout and "To append to your config use +" not in done.stdout
+    # a sweeper's or SLURM's option alike, before anything is stored
+    slurm = sweeplab("train", "-m", LR, "hydra.sweeper.slurm.partiton=gpu", "hydra.sweeper.slurm.jobs=2")
+    assert slurm.returncode == 2 and "Traceback" not in slurm.stdout
+    said = "(did you mean hydra.sweeper.slurm.partition?); hydra.sweeper.slurm has: account,"
+    assert said in slurm.stdout and nothing_created(tmp_path)
+
+
+def test_the_closest_key_is_found_by_its_last_part_or_its_path():
+    known = ["hydra.sweeper.slurm.qos", "hydra.sweeper.slurm.partition", "model.hidden", "optimizer.lr"]
+    assert closest("hydra.sweeper.slurm.partiton", known) == " (did you mean hydra.sweeper.slurm.partition?)"
+    assert closest("optimzer.lr", known) == " (did you mean optimizer.lr?)"
+    assert closest("hydra.sweeper.slurm.zzz", known) == ""  # not qos, for all their shared path
+    assert closest("model.zzz", known) == closest("model.hidden.x", known) == ""
+    assert closest("gpux", ["cpu", "gpu"]) == " (did you mean gpu?)"
 
 
 @pytest.mark.slow

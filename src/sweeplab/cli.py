@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from sweeplab.config import SweeplabError
 from sweeplab.files import EnvironmentFault, environment_fault
@@ -172,6 +172,9 @@ def _expected_faults(run: Callable[[], None]) -> tuple[int, str]:
         return 2, str(err)
     except (HydraException, OmegaConfBaseException) as err:  # a bad override or config: Hydra says which
         cause = err.__cause__
+        unknown = _unknown_key(err)
+        if unknown:
+            return 2, unknown
         extra = (
             f"\n{cause}" if isinstance(cause, OmegaConfBaseException) and str(cause) not in str(err) else ""
         )
@@ -184,3 +187,21 @@ def _expected_faults(run: Callable[[], None]) -> tuple[int, str]:
             raise
         return 1, str(fault) if fault else f"{err.strerror}: {err.filename}"
     return 0, ""
+
+
+def _unknown_key(err: Exception) -> str | None:
+    """For an override of a key the config does not have (a typo): the closest key and the keys there
+    are, as the sweep's own checks say it, instead of Hydra's hint to add the key with `+`."""
+    cause = err.__cause__
+    parent = getattr(cause, "parent_node", None)
+    if not isinstance(cause, ConfigAttributeError | ConfigKeyError) or not isinstance(parent, DictConfig):
+        return None
+    from sweeplab.sweep.validate import closest
+
+    prefix = cause.full_key.rpartition(".")[0]
+    known = [f"{prefix}.{k}" if prefix else str(k) for k in parent if not str(k).startswith("_")]
+    head = str(err).splitlines()[0]  # Hydra's "Could not override 'optimzer.lr'."
+    return (
+        f"{head} The config has no key {cause.full_key}{closest(cause.full_key, known)}; "
+        f"{prefix or 'the config'} has: {', '.join(sorted(k.rpartition('.')[2] for k in known))}"
+    )

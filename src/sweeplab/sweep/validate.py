@@ -65,8 +65,17 @@ class Problems:
 
 
 def closest(key: str, known: Sequence[str]) -> str:
-    match = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return f" (did you mean {match[0]}?)" if match else ""
+    """The hint to put after a typo'd key, ` (did you mean X?)`, or "". A dotted key is compared by its
+    last part with its siblings (a shared `hydra.sweeper.slurm.` would make any two keys look alike),
+    then, for a typo in the path (`optimzer.lr`), by its path with the keys of the same last part."""
+    parent, _, leaf = key.rpartition(".")
+    siblings = {k.rpartition(".")[2]: k for k in known if k.rpartition(".")[0] == parent}
+    namesakes = {k.rpartition(".")[0]: k for k in known if "." in k and k.rpartition(".")[2] == leaf}
+    for part, candidates in ((leaf, siblings), (parent, namesakes)):
+        match = difflib.get_close_matches(part, list(candidates), n=1, cutoff=0.6)
+        if match:
+            return f" (did you mean {candidates[match[0]]}?)"
+    return ""
 
 
 class Kind(NamedTuple):
