@@ -55,7 +55,13 @@ def sweeplab(tmp_path: Path, data_dir: Path) -> Callable[..., Any]:
     """Run the installed `sweeplab` command in `tmp_path` (its outputs and studies land there); its
     stdout and stderr are read together as `.stdout`. `background=True` returns the Popen."""
 
-    def run(*args: str, background: bool = False, new_group: bool = False, timeout: float = 600) -> Any:
+    def run(
+        *args: str,
+        background: bool = False,
+        new_group: bool = False,
+        timeout: float = 600,
+        cwd: Path | None = None,
+    ) -> Any:
         env = dict(
             os.environ, SWEEPLAB_DATA_DIR=str(data_dir), SWEEPLAB_STUDIES_DIR=str(tmp_path / "studies")
         )
@@ -64,7 +70,7 @@ def sweeplab(tmp_path: Path, data_dir: Path) -> Callable[..., Any]:
         if background:  # new_group: its own process group, to signal it as a terminal or a scheduler would
             return subprocess.Popen(
                 command,
-                cwd=tmp_path,
+                cwd=cwd or tmp_path,
                 env=env,
                 start_new_session=new_group,
                 # as a terminal's foreground job has it: under a shell's `&` (CI started in the
@@ -72,7 +78,7 @@ def sweeplab(tmp_path: Path, data_dir: Path) -> Callable[..., Any]:
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                 **streams,
             )
-        return subprocess.run(command, cwd=tmp_path, env=env, timeout=timeout, **streams)
+        return subprocess.run(command, cwd=cwd or tmp_path, env=env, timeout=timeout, **streams)
 
     return run
 

@@ -9,13 +9,22 @@ import time
 import uuid
 from collections import Counter
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
 from sweeplab.config import SweeplabError
-from sweeplab.sweep.lifecycle import HEARTBEAT, OWNER, SharedStudy, StudySpec
+from sweeplab.sweep.lifecycle import HEARTBEAT, OWNER, QUEUE_AHEAD, SharedStudy, StudySpec
 from sweeplab.sweep.owner import this_process
-from sweeplab.sweep.storage import masked, open_storage_readonly
+from sweeplab.sweep.spec import GridPlan
+from sweeplab.sweep.storage import (
+    StudyLockBusy,
+    masked,
+    open_storage,
+    open_storage_readonly,
+    study_in_use,
+    study_lock,
+)
 
 POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")
 BACKENDS = [
@@ -172,3 +181,82 @@ def test_reading_a_storage_never_writes_to_it(tmp_path):
 
 def test_a_password_is_never_shown():
     assert masked("postgresql://me:s3cret@db.example/x") == "postgresql://me:***@db.example/x"
+
+
+def test_a_plan_of_any_size_is_queued_as_trials_start_and_a_rerun_carries_on_in_order(url):
+    name = fresh_name()
+    grid = GridPlan({"x": list(range(100_000))})
+    shared = SharedStudy(spec(url, name, plan=grid, n_trials=3))
+    assert shared.count(TrialState.WAITING) == 3  # the budget's worth, not 100,000
+    taken = []
+    while (trial := shared.claim()) is not None:
+        taken.append(trial.suggest_int("x", 0, 99_999))
+        shared.complete(trial, [0.0])
+    more = SharedStudy(spec(url, name, plan=grid, n_trials=3 + QUEUE_AHEAD + 10))
+    assert more.count(TrialState.WAITING) == QUEUE_AHEAD  # never more than this ahead
+    while (trial := more.claim()) is not None:
+        taken.append(trial.suggest_int("x", 0, 99_999))
+        more.complete(trial, [0.0])
+    assert taken == list(range(3 + QUEUE_AHEAD + 10))  # the plan in order, each point once
+    assert not more.count(TrialState.WAITING)
+
+
+def test_a_failed_planned_trial_is_queued_again_by_a_rerun_not_by_the_same_run(url):
+    name = fresh_name()
+    shared = SharedStudy(spec(url, name, n_trials=8))
+    first = shared.claim()  # the plan's first, x 0
+    shared.fail(first, "a bad value")  # not queued again: a config error would fail again at once
+    for _ in range(7):
+        trial = shared.claim()
+        shared.complete(trial, [0.0])
+    assert shared.claim() is None and shared.count(TrialState.WAITING) == 0
+    rerun = SharedStudy(spec(url, name, n_trials=8))
+    waiting = [t for t in rerun.study.trials if t.state == TrialState.WAITING]
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [{"x": 0}]
+
+
+def run_seeded(url: str, name: str, interrupt_at: int | None) -> list[dict]:
+    """Five trials of a seeded random sampler; trial `interrupt_at` is killed once and retried."""
+    shared = SharedStudy(spec(url, name, plan=[], n_trials=5, sampler={"name": "random", "seed": 3}))
+    while (trial := shared.claim()) is not None:
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number == interrupt_at:
+            shared.fail(trial, "killed", requeue=True, counts_as_retry=True)
+            continue
+        shared.complete(trial, [x])
+    shared.close()
+    return [t.params for t in shared.study.trials if t.state == TrialState.COMPLETE]
+
+
+def test_an_interrupted_seeded_study_ends_with_the_same_configurations(url):
+    calm = run_seeded(url, fresh_name(), interrupt_at=None)
+    interrupted = run_seeded(url, fresh_name(), interrupt_at=2)
+    assert len(calm) == 5 and interrupted == calm
+
+
+def test_a_refused_sweep_leaves_no_new_study_behind_and_an_old_one_as_it_was(url):
+    def refuse(study_id, trials):
+        raise SweeplabError("a folder of another study is in the way")
+
+    name = fresh_name()
+    with pytest.raises(SweeplabError, match="in the way"):
+        SharedStudy(spec(url, name), check=refuse)
+    assert name not in optuna.get_all_study_names(open_storage(url))
+    SharedStudy(spec(url, name))
+    with pytest.raises(SweeplabError, match="in the way"):
+        SharedStudy(spec(url, name), check=refuse)
+    assert len(optuna.load_study(study_name=name, storage=open_storage(url)).trials) == 8
+
+
+def test_a_study_in_use_cannot_be_taken_exclusively(url):
+    name = fresh_name()
+    open_storage(url)
+    with (
+        study_in_use(url, name),
+        study_in_use(url, name),  # many commands may run one study at once
+        pytest.raises(StudyLockBusy),
+        study_lock(url, f"{name}.in-use", timeout=0),
+    ):
+        pass
+    with study_lock(url, f"{name}.in-use", timeout=0):  # free again once they end
+        pass

@@ -1,13 +1,14 @@
 """`sweeplab studies` (list, show, delete) on SQLite and on PostgreSQL, and `sweeplab standin-data`."""
 
 import os
+import time
 import uuid
 
 import optuna
 import pytest
 
 from sweeplab.data import load_data
-from test_sweep import FAST
+from test_sweep import FAST, LR
 
 POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")
 BACKENDS = [
@@ -86,3 +87,42 @@ def test_standin_data_are_read_by_the_real_parsers_and_never_written_over_data(t
         assert len(data.y_train) + len(data.y_val) == 60 and len(data.y_test) == 20
     again = sweeplab("standin-data", str(folder))
     assert again.returncode == 2 and "already exist; stand-ins are never written over" in again.stdout
+
+
+def test_a_damaged_file_in_the_studies_folder_hides_no_other_study(tmp_path, sweeplab):
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    optuna.create_study(study_name="good", storage=f"sqlite:///{studies}/good.db")
+    (studies / "bad.db").write_text("not a database")
+    listing = sweeplab("studies")
+    assert listing.returncode == 0 and "Traceback" not in listing.stdout, listing.stdout
+    lines = listing.stdout.splitlines()
+    assert f"warning: skipped cannot read sqlite:///{studies}/bad.db: file is not a database" in lines
+    assert any(line.startswith("good ") for line in lines) and "mode=ro" not in listing.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_study_is_never_deleted_under_a_running_sweep(tmp_path, sweeplab, backend):
+    name = f"race_{uuid.uuid4().hex[:8]}"
+    storage = POSTGRES if backend == "postgresql" else f"sqlite:///{tmp_path}/studies/race.db"
+    where = [f"hydra.sweeper.study_name={name}", f"hydra.sweeper.storage={storage}"]
+    trials = ["hydra.sweeper.n_trials=25", "trainer.max_steps=5", "trainer.eval_every=5"]
+    sweep = sweeplab("train", "-m", LR, *where, *trials, background=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "outputs" / "sweeps" / name / "0").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.1)  # its first trial started: the study is stored
+    refused, deleted = 0, None
+    while sweep.poll() is None:  # short trials: moments with no trial running come often
+        deleting = sweeplab("studies", "delete", name, "--storage", storage, "--yes")
+        if deleting.returncode == 0:  # only once the sweep had ended
+            assert sweep.poll() is not None, deleting.stdout
+            deleted = deleting
+            break
+        assert deleting.returncode == 2, deleting.stdout
+        assert f"study {name!r} is being run by a sweeplab command" in deleting.stdout
+        refused += 1
+    out, _ = sweep.communicate()
+    assert sweep.returncode == 0 and "Traceback" not in out, out
+    assert refused >= 1 and f"study {name!r}: 25 COMPLETE;" in out
+    deleted = deleted or sweeplab("studies", "delete", name, "--storage", storage, "--yes")
+    assert deleted.returncode == 0 and f"deleted study {name!r}" in deleted.stdout

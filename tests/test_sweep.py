@@ -173,6 +173,7 @@ def test_hyperband_prunes_the_bad_region_in_worker_processes(tmp_path, sweeplab)
     study = load(tmp_path, "hb")
     pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
     assert len(pruned) >= 1 and states(study)["COMPLETE"] + len(pruned) == 14
+    assert "Traceback" not in done.stdout and "Exception ignored" not in done.stdout
     assert all(t.params["optimizer.lr"] == 1e-5 for t in pruned)  # only the region that does not learn
     for t in pruned:  # stopped early, with the history up to there
         assert t.user_attrs["metrics"]["steps"] < 300 and t.intermediate_values
@@ -202,6 +203,9 @@ def test_two_workers_run_trials_at_the_same_time(tmp_path, sweeplab):
         and b.datetime_start < a.datetime_complete
     ]
     assert overlapping and states(load(tmp_path, "par")) == {"COMPLETE": 4}
+    # the workers end quietly: no traceback of a signal during their shutdown, no leaked semaphore
+    assert "Traceback" not in done.stdout and "Exception ignored" not in done.stdout
+    assert "leaked" not in done.stdout
 
 
 def test_failing_and_diverging_trials_fail_and_the_study_goes_on(tmp_path, sweeplab):

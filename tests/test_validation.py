@@ -2,13 +2,22 @@
 nothing is created: no study, no storage file, no output folder. Shorthands, dry runs and the faults
 every command meets (missing files, read-only folders, unreachable storages, Ctrl-C) end in one line."""
 
+import contextlib
+import os
 import signal
+import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
+import sqlalchemy
+from optuna.exceptions import StorageInternalError
 
+from sweeplab.cli import _expected_faults
+from sweeplab.files import EnvironmentFault
 from sweeplab.sweep.settings import SweeperSettings
+from sweeplab.sweep.storage import open_storage, storage_failure, study_name_problem
 from sweeplab.sweep.validate import closest
 from test_sweep import FAST, LR, load, states
 
@@ -287,3 +296,116 @@ def test_a_read_only_folder_is_one_line_for_train_and_report(tmp_path, sweeplab,
     report = sweeplab("report", "r", "--out", f"{read_only}/report")
     assert report.returncode == 1 and "Traceback" not in report.stdout
     assert f"sweeplab report: error: read-only file system writing {read_only}/" in report.stdout
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/sweeplab-abs"])
+def test_a_study_name_is_a_name_never_a_path(tmp_path, sweeplab, name):
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    done = sweeplab("train", "-m", LR, f"hydra.sweeper.study_name={name}", *FAST, cwd=work)
+    assert done.returncode == 2 and "Traceback" not in done.stdout
+    assert f"hydra.sweeper.study_name: {name!r} is not a study name" in done.stdout
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["a", "a/b"]
+    assert not Path("/tmp/sweeplab-abs.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("ok_name-1.2+3", None),
+        ("a/b", "not a study name"),
+        ("..", "not a study name"),
+        ("x..y", "not a study name"),
+        (".hidden", "not a study name"),
+        ("two words", "not a study name"),
+        ("", "needs a name"),
+        ("x" * 101, "at most 100"),
+    ],
+)
+def test_study_names(name, problem):
+    found = study_name_problem(name)
+    assert found is None if problem is None else problem in found
+
+
+def test_a_sweep_file_that_is_not_yaml_is_one_line(tmp_path, sweeplab):
+    (tmp_path / "conf" / "sweep").mkdir(parents=True)
+    (tmp_path / "conf" / "sweep" / "broken.yaml").write_text("hydra:\n  sweeper:\n    n_trials: [1\n")
+    done = sweeplab("train", "sweep=broken", "--config-dir", str(tmp_path / "conf"))
+    assert done.returncode == 2 and "Traceback" not in done.stdout
+    assert (
+        f"sweeplab train: error: {tmp_path}/conf/sweep/broken.yaml, line 4, column 1: not valid YAML: "
+        "expected ',' or ']'" in done.stdout
+    )
+    assert nothing_created(tmp_path)
+
+
+@pytest.mark.parametrize("after", [0.2, 0.6, 1.2])
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, sweeplab, after):
+    run = sweeplab("train", *FAST, background=True, new_group=True)
+    time.sleep(after)  # while Python, Hydra and torch are still being imported
+    run.send_signal(signal.SIGINT)
+    out, _ = run.communicate(timeout=60)
+    assert run.returncode == 130, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out and "interrupted" in out
+
+
+def test_a_full_disk_under_the_storage_is_named_as_such(tmp_path, sweeplab, small_disk):
+    filler = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):
+        while True:  # a full disk where the studies are
+            os.write(filler, b"\0" * 4096)
+    os.close(filler)
+    done = sweeplab("train", "-m", LR, f"hydra.sweeper.storage=sqlite:///{small_disk}/s.db", *FAST)
+    assert done.returncode == 1 and "Traceback" not in done.stdout, done.stdout
+    assert f"no space left on device writing the study's storage {small_disk}/s.db" in done.stdout
+
+
+def test_a_storage_failure_names_the_drivers_words_not_the_wrappers():
+    try:
+        try:
+            raise sqlite3.OperationalError("database or disk is full")
+        except sqlite3.OperationalError as driver:
+            raise sqlalchemy.exc.OperationalError("COMMIT", {}, driver) from driver
+    except sqlalchemy.exc.OperationalError as wrapped:
+        try:
+            raise StorageInternalError("An exception is raised during the commit.") from wrapped
+        except StorageInternalError as err:
+            failure = storage_failure(err, "sqlite:////some/where/s.db")
+    assert failure.startswith("no space left on device writing the study's storage /some/where/s.db")
+    locked = sqlalchemy.exc.OperationalError("x", {}, sqlite3.OperationalError("database is locked"))
+    assert storage_failure(locked) == (
+        "the storage failed: database is locked; rerun the same command to resume once it works"
+    )
+
+
+def test_a_storage_folder_that_cannot_be_written_is_named_not_its_lock_file():
+    with pytest.raises(EnvironmentFault, match=r"cannot write in the folder of /proc/sweeplab-x\.db"):
+        open_storage("sqlite:////proc/sweeplab-x.db")
+
+
+def test_a_study_deleted_under_a_command_is_one_line():
+    def gone():
+        raise KeyError("Record does not exist.")
+
+    code, message = _expected_faults(gone)
+    assert code == 1 and "the study was deleted from its storage while this command ran" in message
+
+
+def test_a_comma_list_under_a_sampler_that_draws_says_what_it_means(tmp_path, sweeplab):
+    done = sweeplab("train", "-m", "trainer.seed=0,1,2", "--dry-run", *FAST)
+    assert done.returncode == 0, done.stdout
+    assert "trainer.seed=0,1,2 is a choice the tpe sampler draws from" in done.stdout
+    grid = sweeplab("train", "-m", "trainer.seed=0,1,2", "hydra.sweeper.sampler=grid", "--dry-run", *FAST)
+    assert "is a choice" not in grid.stdout
+
+
+def test_a_grid_of_100000_points_starts_at_once_and_says_its_size(tmp_path, sweeplab):
+    grid = ["trainer.seed=range(0,100000)", "hydra.sweeper.sampler=grid", "hydra.sweeper.n_trials=2"]
+    done = sweeplab("train", "-m", *grid, *FAST, timeout=180)  # a bound, not a timing
+    assert done.returncode == 0, done.stdout
+    assert "its plan has 100,000 configurations, queued as trials start" in done.stdout
+    study = load(tmp_path, "default")
+    assert states(study) == {"COMPLETE": 2} and [t.params for t in study.trials] == [
+        {"trainer.seed": 0},
+        {"trainer.seed": 1},
+    ]

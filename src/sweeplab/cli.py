@@ -7,10 +7,12 @@ machine or the storage (exit 1), Ctrl-C (exit 130). Anything else is a bug and s
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.types import RunMode
@@ -139,8 +141,14 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
 }
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A library's warning (Optuna's ExperimentalWarning, say) as one line, without its source line."""
+    return f"warning: {message} ({category.__name__})\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    warnings.formatwarning = _one_line_warning
     if not args or args[0] in ("-h", "--help"):
         print(USAGE.format(conf=config_dir()))
         return
@@ -160,7 +168,7 @@ def _expected_faults(run: Callable[[], None]) -> tuple[int, str]:
     from optuna.exceptions import StorageInternalError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sweeplab.sweep.storage import storage_failure
+    from sweeplab.sweep.storage import storage_failure, study_gone
 
     try:
         run()
@@ -181,12 +189,27 @@ def _expected_faults(run: Callable[[], None]) -> tuple[int, str]:
         return 2, f"{err}{extra}"
     except (SQLAlchemyError, StorageInternalError) as err:
         return 1, storage_failure(err)
+    except yaml.YAMLError as err:  # a config or sweep file the user wrote
+        return 2, _yaml_problem(err)
+    except KeyError as err:
+        if not study_gone(err):
+            raise
+        return 1, "the study was deleted from its storage while this command ran; nothing more was stored"
     except OSError as err:
         fault = environment_fault(err, err.filename)
         if fault is None and not isinstance(err, FileNotFoundError):
             raise
         return 1, str(fault) if fault else f"{err.strerror}: {err.filename}"
     return 0, ""
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """YAML's error in one line: the file, line and column, and what is wrong there."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark else "a config file"
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
 
 
 def _unknown_key(err: Exception) -> str | None:

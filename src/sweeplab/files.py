@@ -22,6 +22,7 @@ ENVIRONMENT_ERRNOS = {
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
 }
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class EnvironmentFault(SweeplabError):

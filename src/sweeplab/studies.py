@@ -5,10 +5,11 @@ Without `--storage`, the list covers every SQLite file of the studies folder (`s
 `studies/NAME.db`. Listing and showing only read (SQLite is opened read-only)."""
 
 import argparse
+import contextlib
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import optuna
@@ -18,11 +19,14 @@ from sweeplab.config import SweeplabError
 from sweeplab.sweep.lifecycle import HEARTBEAT, OWNER
 from sweeplab.sweep.owner import Owner
 from sweeplab.sweep.storage import (
+    StudyLockBusy,
     absolute,
+    checked_study_name,
     default_storage,
     masked,
     open_storage,
     open_storage_readonly,
+    studies_folder,
     study_lock,
 )
 
@@ -47,6 +51,7 @@ def main(argv: Sequence[str]) -> None:
         return list_studies(args.storage)
     if not args.name:
         raise SweeplabError(f"`studies {args.action}` needs the study's name")
+    checked_study_name(args.name, "study")
     url = absolute(args.storage or default_storage(args.name))
     if args.action == "show":
         return show_study(args.name, url)
@@ -56,7 +61,7 @@ def main(argv: Sequence[str]) -> None:
 def _storages(storage: str | None) -> list[str]:
     if storage:
         return [absolute(storage)]
-    folder = Path(default_storage("x").removeprefix("sqlite:///")).parent
+    folder = studies_folder()
     files = sorted(folder.glob("*.db"))
     if not files:
         raise SweeplabError(f"no studies in {folder}/ (no .db files); name a storage with --storage URL")
@@ -65,8 +70,16 @@ def _storages(storage: str | None) -> list[str]:
 
 def list_studies(storage: str | None) -> None:
     rows = []
-    for url in _storages(storage):
-        backend = open_storage_readonly(url)
+    urls = _storages(storage)
+    for url in urls:
+        try:
+            backend = open_storage_readonly(url)
+        except SweeplabError as err:
+            if len(urls) == 1:
+                raise
+            # one damaged or foreign file must not hide the studies of the others
+            print(f"warning: skipped {err}", file=sys.stderr)
+            continue
         for summary in optuna.get_all_study_summaries(backend, include_best_trial=False):
             study = optuna.load_study(study_name=summary.study_name, storage=backend)
             trials = study.get_trials(deepcopy=False)
@@ -122,13 +135,8 @@ def delete_study(name: str, url: str, yes: bool) -> None:
     backend = open_storage_readonly(url)  # a missing storage or study is named, and nothing is created
     study = _load(name, backend, url)
     trials = study.get_trials(deepcopy=False)
-    running = [t for t in trials if t.state == TrialState.RUNNING and _alive(t)]
-    if running:
-        owners = "; ".join(f"trial {t.number} ({_owner(t)})" for t in running[:3])
-        raise SweeplabError(
-            f"study {name!r} has {len(running)} running trial(s): {owners}. Stop the commands running it "
-            "first (nothing was deleted)"
-        )
+    with _unused(name, url):  # asked before the question, and again, held, for the deletion itself
+        _refuse_running(name, trials)
     if not yes:
         if not sys.stdin.isatty():
             raise SweeplabError(f"deleting study {name!r} needs a confirmation: add --yes")
@@ -136,7 +144,10 @@ def delete_study(name: str, url: str, yes: bool) -> None:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing was deleted")
             return
-    with study_lock(url, name):
+    # No command runs the study (in use), none claims a trial (the study's lock, as claims take it)
+    with _unused(name, url), study_lock(url, name):
+        trials = _load(name, backend, url).get_trials(deepcopy=False)
+        _refuse_running(name, trials)  # a command on another machine of a storage without in-use locks
         optuna.delete_study(study_name=name, storage=open_storage(url))
     print(f"deleted study {name!r} from {masked(url)}")
     folders = Counter(
@@ -152,6 +163,28 @@ def delete_study(name: str, url: str, yes: bool) -> None:
         )
     if left:
         print("left on disk (delete them yourself if you no longer need them): " + "; ".join(left))
+
+
+@contextlib.contextmanager
+def _unused(name: str, url: str) -> Iterator[None]:
+    try:
+        with study_lock(url, f"{name}.in-use", timeout=0):
+            yield
+    except StudyLockBusy:
+        raise SweeplabError(
+            f"study {name!r} is being run by a sweeplab command (`sweeplab train -m`) on this storage; "
+            "stop it first, or wait until it ends (nothing was deleted)"
+        ) from None
+
+
+def _refuse_running(name: str, trials: Sequence[FrozenTrial]) -> None:
+    running = [t for t in trials if t.state == TrialState.RUNNING and _alive(t)]
+    if running:
+        owners = "; ".join(f"trial {t.number} ({_owner(t)})" for t in running[:3])
+        raise SweeplabError(
+            f"study {name!r} has {len(running)} running trial(s): {owners}. Stop the commands running it "
+            "first (nothing was deleted)"
+        )
 
 
 def _load(name: str, backend: optuna.storages.BaseStorage, url: str) -> optuna.Study:

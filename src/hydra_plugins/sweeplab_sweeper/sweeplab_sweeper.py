@@ -33,7 +33,7 @@ class SweeplabSweeper(Sweeper):
         from sweeplab.config import SweeplabError
         from sweeplab.files import EnvironmentFault
         from sweeplab.sweep.controller import SweepController
-        from sweeplab.sweep.storage import default_storage, storage_failure
+        from sweeplab.sweep.storage import default_storage, storage_failure, study_gone
 
         log = logging.getLogger("sweeplab.sweep")
         try:
@@ -44,5 +44,14 @@ class SweeplabSweeper(Sweeper):
         except (SQLAlchemyError, StorageInternalError) as err:
             log.error(
                 "%s", storage_failure(err, self.settings.storage or default_storage(self.settings.study_name))
+            )
+            raise SystemExit(1) from None
+        except KeyError as err:
+            if not study_gone(err):
+                raise
+            log.error(
+                "study %r was deleted from its storage while this command ran (`sweeplab studies delete`?); "
+                "nothing more was stored. Rerun the command to start it anew",
+                self.settings.study_name,
             )
             raise SystemExit(1) from None

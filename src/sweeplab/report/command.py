@@ -2,15 +2,11 @@
 that summarises it and shows the command that reproduces its best trial."""
 
 import argparse
-import contextlib
-import hashlib
-import json
 import logging
 import os
 import shlex
-import shutil
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +20,17 @@ from sweeplab.files import write_atomic
 from sweeplab.paths import config_dir
 from sweeplab.report import render
 from sweeplab.report.figures import write_figures
+from sweeplab.report.folder import check_out, report_folder
 from sweeplab.report.frame import python_value, studies_frame
 from sweeplab.report.tables import Table, build_table, marginals
-from sweeplab.sweep.storage import default_storage, masked, open_storage_readonly
+from sweeplab.sweep.storage import (
+    checked_study_name,
+    default_storage,
+    masked,
+    open_storage_readonly,
+    storage_file,
+    studies_folder,
+)
 
 log = logging.getLogger(__name__)
 FORMATS = {"md": render.to_markdown, "tex": render.to_latex, "csv": render.to_csv, "html": render.to_html}
@@ -73,6 +77,8 @@ def main(argv: Sequence[str]) -> None:
         spec = OmegaConf.to_container(sweeper.report, resolve=True)  # type: ignore[assignment]
     if not names:
         raise SweeplabError("sweeplab report: name a study, or a sweep file with --sweep NAME")
+    for name in names:
+        checked_study_name(name, "study")
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
@@ -83,13 +89,16 @@ def main(argv: Sequence[str]) -> None:
             notes = args.notes.read_text()
         except OSError as err:
             raise SweeplabError(f"--notes: cannot read {args.notes}: {err.strerror}") from None
-    studies = [_load(name, storage) for name in names]
     spec_out = spec.pop("out", None)
-    out = args.out or Path(spec_out or Path("outputs", "reports", "_vs_".join(names)))
-    # notes kept inside the report's folder are the user's words: carried into the new folder, never lost
-    inside = args.notes is not None and args.notes.resolve().is_relative_to(out.resolve())
-    keep = args.notes.resolve().relative_to(out.resolve()) if inside else None
-    with _fresh_folder(out, args.force, keep) as folder:
+    protected = [studies_folder(), *(storage_file(storage or default_storage(name)) for name in names)]
+    out = check_out(
+        args.out or Path(spec_out or Path("outputs", "reports", "_vs_".join(names))),
+        [p for p in protected if p is not None],
+    )
+    studies = [_load(name, storage) for name in names]
+    # notes kept inside the report's folder are the user's words: they stay there, without --force
+    keep = Path(os.path.abspath(args.notes)) if args.notes else None
+    with report_folder(out, args.force, keep) as folder:
         write_report(
             studies,
             folder,
@@ -100,59 +109,7 @@ def main(argv: Sequence[str]) -> None:
             command=shlex.join(["sweeplab", "report", *argv]),
             notes=notes,
         )
-    print(f"report written: {out / 'index.md'}")
-
-
-MANIFEST = ".sweeplab-report.json"  # the files a report wrote, with their hashes
-
-
-@contextlib.contextmanager
-def _fresh_folder(out: Path, force: bool, keep: Path | None = None) -> Iterator[Path]:
-    """A new folder to write the report into, put in place of `out` only when the report is complete.
-    An `out` that holds files the report did not write (or that were edited since) is never replaced,
-    unless `force`; `keep` (a path inside `out`) is copied into the new folder, outside the manifest."""
-    kept = out / keep if keep is not None else None
-    foreign = [] if force or not out.exists() else [p for p in _foreign_files(out) if p != kept]
-    if foreign:
-        shown = ", ".join(str(p) for p in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
-        raise SweeplabError(
-            f"{out} holds files this report did not write, or that were edited since: {shown}. Nothing "
-            "was written. Choose another folder with --out, or replace it with --force"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    new = out.with_name(f".{out.name}.new-{os.getpid()}")
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    shutil.rmtree(new, ignore_errors=True)
-    new.mkdir()
-    try:
-        yield new
-        files = {p.relative_to(new).as_posix(): _digest(p) for p in sorted(new.rglob("*")) if p.is_file()}
-        write_atomic(new / MANIFEST, json.dumps(files, indent=1) + "\n")
-        if kept is not None and kept.is_file():
-            (new / keep).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(kept, new / keep)
-        if out.exists():
-            out.rename(old)
-        new.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(new, ignore_errors=True)
-
-
-def _foreign_files(out: Path) -> list[Path]:
-    try:
-        written = json.loads((out / MANIFEST).read_text())
-    except (OSError, ValueError):
-        written = {}
-    return [
-        p
-        for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name != MANIFEST and written.get(p.relative_to(out).as_posix()) != _digest(p)
-    ]
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    print(f"report written: {os.path.relpath(out / 'index.md')}")
 
 
 def write_report(
@@ -308,9 +265,14 @@ def _summary(study: optuna.Study) -> list[str]:
             # $PWD makes it absolute
             run_dir = f"$PWD/{os.path.relpath(run_dir)}" if run_dir.startswith(os.getcwd()) else run_dir
             lines.append(
-                f"- reproduce it: `sweeplab train --config-path {run_dir}/.hydra --config-name config`"
+                f"- reproduce it: `sweeplab train --config-path {run_dir}/.hydra --config-name config "
+                f"{REPRODUCE_RUN_DIR}`"
             )
     return [*lines, ""]
+
+
+# A trial's saved config holds no `hydra` node: its rerun goes where `sweeplab train` puts runs
+REPRODUCE_RUN_DIR = "'hydra.run.dir=outputs/runs/${now:%Y-%m-%d}/${now:%H-%M-%S}-${pid:}'"
 
 
 def _default_metrics(study: optuna.Study, frame) -> dict[str, str]:

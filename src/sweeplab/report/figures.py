@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import optuna
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from sweeplab.report.render import format_value
 from sweeplab.report.tables import HEADERS
@@ -63,8 +64,12 @@ def label(column: str) -> str:
 
 
 def describe(row: pd.Series, varied: Sequence[str]) -> str:
-    """A configuration named by its varied values: `Layers (100, 50), Act. elu`."""
-    return ", ".join(f"{label(c)} {format_value(row[c])}" for c in varied) or f"trial {row['trial']}"
+    """A configuration named by its varied values (`Layers (100, 50), Act. elu`), else by its setup."""
+    named = ", ".join(f"{label(c)} {format_value(row[c])}" for c in varied)
+    setup = row.get("setup")
+    if isinstance(setup, str) and setup:
+        named = f"{setup}, {named}" if named else setup
+    return named
 
 
 def learning_curves(study: optuna.Study, best: pd.DataFrame, varied: Sequence[str]) -> plt.Figure | None:
@@ -74,7 +79,10 @@ def learning_curves(study: optuna.Study, best: pd.DataFrame, varied: Sequence[st
         path = Path(str(study.trials[row["trial"]].user_attrs.get("output_dir", ""))) / "history.csv"
         if path.is_file():
             history = pd.read_csv(path)
-            histories.append(history.assign(run=f"{describe(row, varied)} (trial {row['trial']})"))
+            name = describe(row, varied)
+            histories.append(
+                history.assign(run=f"{name} (trial {row['trial']})" if name else f"trial {row['trial']}")
+            )
     if not histories:
         return None
     data = pd.concat(histories)
@@ -86,6 +94,7 @@ def learning_curves(study: optuna.Study, best: pd.DataFrame, varied: Sequence[st
             )
             ax.plot(group["step"], group[f"val_{quantity}"], color=color, marker=".", label=run)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         ax.set_ylabel("loss" if quantity == "loss" else "accuracy")
         ax.set_title(f"{'Loss' if quantity == 'loss' else 'Accuracy'} (solid: validation, dashed: training)")
     # below the plots, where it covers no curve

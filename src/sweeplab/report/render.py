@@ -3,6 +3,7 @@ numbers) and self-contained HTML. Best values are bold; in ablations, changed ce
 grey when the change was tried, green when the rows after it kept it (as the reports colour them)."""
 
 import html
+import json
 import math
 from collections.abc import Callable
 
@@ -137,6 +138,8 @@ def to_latex(table: Table, caption: str | None = None) -> str:
 def to_csv(table: Table) -> str:
     """Raw numbers: hyperparameters, each metric's mean and std, n, the trials behind each row."""
     frame = table.rows.copy()
+    for column in table.hyperparameters:  # (100, 50) as [100, 50]: JSON, and Hydra's override syntax
+        frame[column] = frame[column].map(lambda v: json.dumps(list(v)) if isinstance(v, tuple) else v)
     for m in table.metrics:
         frame.insert(frame.columns.get_loc(m) + 1, f"{m}_std", table.std[m].to_numpy())
     frame["n"] = table.n

@@ -64,9 +64,15 @@ class TrialComposer:
                 config.hydra.mode = RunMode.MULTIRUN  # Hydra composes each sweep job as a RUN
                 if resume_dir:  # a retry carries on in the folder of the trial it resumes
                     config.hydra.sweep.dir, config.hydra.sweep.subdir = os.path.split(resume_dir)
-            output_dir = Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir)).absolute()
+            sweep_dir = Path(os.path.abspath(str(config.hydra.sweep.dir)))
+            output_dir = Path(os.path.abspath(sweep_dir / str(config.hydra.sweep.subdir)))
         except Exception as err:
             raise SweeplabError(f"trial {trial.number}: the config does not compose: {err}") from err
+        if output_dir == sweep_dir or not output_dir.is_relative_to(sweep_dir):
+            raise SweeplabError(
+                f"hydra.sweep.subdir: trial {trial.number}'s folder {output_dir} is not inside the study's "
+                f"folder {sweep_dir}; a trial's subdir names a folder in hydra.sweep.dir (e.g. its number)"
+            )
         shown = " ".join([*groups, *values]) or "(no searched values)"
         return config, output_dir, f"setup {setup.label}: {shown}" if setup else shown
 

@@ -8,6 +8,7 @@ reclaiming those whose process is gone); after `max_failures` failed trials or a
 SIGTERM (exit 130 or 143), its running trials marked FAIL and queued again to resume where they were.
 """
 
+import contextlib
 import logging
 import math
 import signal
@@ -32,7 +33,7 @@ from sweeplab.sweep.preview import preview
 from sweeplab.sweep.progress import Progress
 from sweeplab.sweep.settings import SweeperSettings
 from sweeplab.sweep.spec import SweepPlan, plan_sweep
-from sweeplab.sweep.storage import masked
+from sweeplab.sweep.storage import masked, open_storage, study_in_use
 from sweeplab.sweep.task import contract_of
 from sweeplab.sweep.workers import InlineRunner, WorkerPool
 
@@ -51,24 +52,28 @@ class SweepController:
 
     def run(self, arguments: list[str]) -> None:
         submitting = self.s.slurm.jobs != 0 and not in_slurm_worker()
-        with signals_raise():
+        with contextlib.ExitStack() as held:
+            with signals_raise():
+                try:
+                    plan = plan_sweep(self.s, self.hydra_context, self.config, arguments, self.contract)
+                    if self.s.dry_run:
+                        return preview(plan, self.s.n_jobs, self.s.pack, self.s.slurm)
+                    if submitting:
+                        check_cluster(self.s.slurm, plan.spec.storage_url, self._sweep_dir())
+                    open_storage(plan.spec.storage_url)
+                    # for as long as this command runs: `sweeplab studies delete` is refused meanwhile
+                    held.enter_context(study_in_use(plan.spec.storage_url, self.s.study_name))
+                    self._open(plan)
+                except Interrupted as err:  # nothing runs yet: nothing to fail or requeue
+                    log.warning("interrupted (%s) before any trial started", err)
+                    raise SystemExit(128 + err.signum) from None
             try:
-                plan = plan_sweep(self.s, self.hydra_context, self.config, arguments, self.contract)
-                if self.s.dry_run:
-                    return preview(plan, self.s.n_jobs, self.s.pack, self.s.slurm)
                 if submitting:
-                    check_cluster(self.s.slurm, plan.spec.storage_url, self._sweep_dir())
-                self._open(plan)
-            except Interrupted as err:  # nothing runs yet: nothing to fail or requeue
-                log.warning("interrupted (%s) before any trial started", err)
-                raise SystemExit(128 + err.signum) from None
-        try:
-            if submitting:
-                return submit_study(self.shared, self.s, self.sweep_dir, self.task)
-            self._run_trials()
-        finally:
-            self.shared.close()
-        self._summarise()
+                    return submit_study(self.shared, self.s, self.sweep_dir, self.task)
+                self._run_trials()
+            finally:
+                self.shared.close()
+            self._summarise()
 
     def _sweep_dir(self) -> Path:
         return Path(str(self.config.hydra.sweep.dir)).absolute()
@@ -78,17 +83,22 @@ class SweepController:
         self.sweep_dir = self._sweep_dir()
         writable_or_fault(self.sweep_dir)  # before the study is created
         self.composer, self.objectives, self.monitor = plan.composer, plan.objectives, plan.monitor
-        self.shared = SharedStudy(plan.spec)
-        self.folders = TrialFolders(s.study_name, self.shared.id, masked(self.shared.url))
+
+        def check_folders(study_id: str, trials: list) -> None:  # before a new study is kept
+            self.folders = TrialFolders(s.study_name, study_id, masked(plan.spec.storage_url))
+            self.folders.check(self.sweep_dir, [t.user_attrs.get("output_dir", "") for t in trials])
+
+        self.shared = SharedStudy(plan.spec, check=check_folders)
         study = self.shared.study
-        self.folders.check(self.sweep_dir, [t.user_attrs.get("output_dir", "") for t in study.trials])
+        planned = len(plan.spec.plan)
         log.info(
-            "study %r in %s: %d trials stored, %d of %d finished",
+            "study %r in %s: %d trials stored, %d of %d finished%s",
             s.study_name,
             masked(self.shared.url),
             len(study.trials),
             self.shared.count(*DONE),
             plan.spec.n_trials,
+            f"; its plan has {planned:,} configurations, queued as trials start" if planned else "",
         )
 
     # --- the loop ---------------------------------------------------------------------------------
@@ -99,6 +109,7 @@ class SweepController:
         self.stop: str | None = None  # why no more trials start (a failure)
         self.timed_out = False  # hydra.sweeper.timeout passed: no more trials start
         self.running: dict[int, Trial] = {}
+        self.together = 0  # trials that ended with this one and are still to be recorded
         self.packs = (
             PackMatcher(self.composer, self.contract.pack, self.s.study_name) if self.contract else None
         )
@@ -137,7 +148,9 @@ class SweepController:
                 runner.submit(tuple(jobs), list(jobs.values()))
             if self.running:
                 for numbers, outcomes in runner.wait(timeout=POLL):
-                    for number, outcome in zip(numbers, outcomes, strict=True):
+                    for i, (number, outcome) in enumerate(zip(numbers, outcomes, strict=True)):
+                        # trials that ended together (a pack): one progress line, after the last
+                        self.together = len(numbers) - 1 - i
                         self._finish(self.running.pop(number), outcome)
                 continue
             others = self.shared.elsewhere()
@@ -251,7 +264,7 @@ class SweepController:
 
     def _ended(self, trial: Trial, state: str, detail: str) -> None:
         counts = Counter(t.state.name for t in self.shared.study.get_trials(deepcopy=False))
-        self.progress.trial_ended(trial.number, state, detail, counts)
+        self.progress.trial_ended(trial.number, state, detail, counts, progress=not self.together)
 
     def _failed(self, trial: Trial, error: str, trace: str | None = None) -> None:
         self.ran["FAIL"] += 1

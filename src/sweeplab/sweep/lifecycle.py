@@ -14,11 +14,14 @@ twice and stop together at `n_trials`.
 
 import contextlib
 import copy
+import itertools
+import json
 import logging
 import threading
 import time
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +39,8 @@ log = logging.getLogger("sweeplab.sweep")
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 LIVE = (*DONE, TrialState.RUNNING, TrialState.WAITING)
 OWNER, HEARTBEAT = "owner", "heartbeat"  # trial user attributes
+PLAN_QUEUED = "plan_queued"  # study user attribute: how many of the plan's trials were queued
+QUEUE_AHEAD = 64  # planned trials waiting in the queue at most
 
 
 @dataclass
@@ -47,7 +52,7 @@ class StudySpec:
     directions: list[str]
     signature: dict[str, Any]  # {"space": ..., "objectives": ..., "fixed": ...}
     n_trials: int
-    plan: list[dict[str, Any]] = field(default_factory=list)  # planned trials, in order
+    plan: Sequence[dict[str, Any]] = field(default_factory=list)  # planned trials, in order
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # the user's trials to run first
     sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe"})
     sampler_context: dict[str, Any] = field(default_factory=dict)  # e.g. a grid's search_space
@@ -69,7 +74,12 @@ class Elsewhere:
 
 
 class SharedStudy:
-    def __init__(self, spec: StudySpec) -> None:
+    def __init__(
+        self, spec: StudySpec, check: Callable[[str, list[FrozenTrial]], None] | None = None
+    ) -> None:
+        """Opens (or creates) the study and queues its plan. `check(study id, trials)` may refuse the
+        sweep before anything is queued: a study this call created is then removed again, so a refused
+        sweep leaves the storage as it found it."""
         self.spec = spec
         self.url = spec.storage_url
         self.mine: set[int] = set()  # the ids of this process's running trials
@@ -77,6 +87,7 @@ class SharedStudy:
         self._heart: threading.Thread | None = None
         storage = open_storage(self.url)
         with self.locked():
+            existed = spec.name in optuna.get_all_study_names(storage)
             self.study = optuna.create_study(
                 storage=storage,
                 study_name=spec.name,
@@ -85,8 +96,16 @@ class SharedStudy:
                 directions=spec.directions,
                 load_if_exists=True,
             )
-            self.id = self._check_identity()
-            self._queue(spec.enqueue + spec.plan)
+            try:
+                self.id = self._check_identity()
+                if check is not None:
+                    check(self.id, self.study.get_trials(deepcopy=False))
+            except BaseException:
+                if not existed:
+                    optuna.delete_study(study_name=spec.name, storage=storage)
+                raise
+            self._queue(spec.enqueue, retry_planned=True)
+            self._top_up()
             self.reclaim()
 
     @contextlib.contextmanager
@@ -114,15 +133,39 @@ class SharedStudy:
             study.set_user_attr("commands", [*commands, spec.command])
         return study.user_attrs["sweeplab_id"]
 
-    def _queue(self, wanted: Sequence[Mapping[str, Any]]) -> None:
-        """Queue each planned trial that has not run and is not under way: a rerun carries on, and tries
-        again the planned trials that failed. Under the lock, so the plan is queued once."""
-        taken = [_fixed_params(t) for t in self.study.get_trials(deepcopy=False, states=LIVE)]
-        for params in wanted:
-            if params in taken:
-                taken.remove(params)  # a plan may hold the same configuration twice on purpose
+    def _queue(self, wanted: Sequence[Mapping[str, Any]], retry_planned: bool = False) -> None:
+        """Queue each of `wanted` that has not run and is not under way, and (`retry_planned`) each
+        planned trial queued before whose trial failed: a rerun carries on, and tries again the planned
+        trials that failed. Under the lock, so each is queued once."""
+        taken = Counter(_key(_fixed_params(t)) for t in self.study.get_trials(deepcopy=False, states=LIVE))
+        queued = self._plan_queued() if retry_planned else 0
+        for params in [*wanted, *itertools.islice(self.spec.plan, queued)]:
+            if taken[_key(params)]:
+                taken[_key(params)] -= 1  # a plan may hold the same configuration twice on purpose
             else:
                 self.study.enqueue_trial(dict(params))
+
+    def _plan_queued(self) -> int:
+        """How many of the plan's trials, in order, have been queued so far. The plan (a grid's points,
+        each setup) is queued as trials start, never more than QUEUE_AHEAD ahead, so a grid of any size
+        starts at once. (Studies of older versions queued their whole plan at once.)"""
+        attrs = self.study.user_attrs
+        if PLAN_QUEUED in attrs:
+            return int(attrs[PLAN_QUEUED])
+        return len(self.spec.plan) if self.study.get_trials(deepcopy=False) else 0
+
+    def _top_up(self) -> None:
+        """Queue the plan's next trials, so that up to QUEUE_AHEAD (and no more than the budget still
+        needs) wait. Under the lock."""
+        queued, total = self._plan_queued(), len(self.spec.plan)
+        if queued >= total:
+            return
+        wanted = min(QUEUE_AHEAD, self.to_start()) - self.count(TrialState.WAITING)
+        more = max(0, min(wanted, total - queued))
+        for index in range(queued, queued + more):
+            self.study.enqueue_trial(dict(self.spec.plan[index]))
+        if more or PLAN_QUEUED not in self.study.user_attrs:
+            self.study.set_user_attr(PLAN_QUEUED, queued + more)
 
     # --- budget -----------------------------------------------------------------------------------
 
@@ -134,7 +177,11 @@ class SharedStudy:
         return self.spec.n_trials - self.count(*DONE, TrialState.RUNNING)
 
     def exhausted(self) -> bool:
-        if self.spec.plan and not self.count(TrialState.WAITING):
+        if (
+            self.spec.plan
+            and self._plan_queued() >= len(self.spec.plan)
+            and not self.count(TrialState.WAITING)
+        ):
             return True  # every planned trial has been taken
         sampler = self.study.sampler
         if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(self.study):
@@ -147,11 +194,10 @@ class SharedStudy:
         """The next trial for this process, or None when the budget is taken or nothing is left."""
         with self.locked():
             self.reclaim()
+            self._top_up()
             if self.to_start() <= 0 or self.exhausted():
                 return None
-            seed = self.spec.sampler.get("seed")
-            if seed is not None:  # a seed of its own per trial: no process or rerun repeats a draw
-                self.study.sampler = self._sampler(zlib.crc32(f"{seed}:{len(self.study.trials)}".encode()))
+            self.study.sampler = self._draw_sampler(self.study.sampler)
             trial = self.study.ask()
             _stamp(trial)
         self.mine.add(trial._trial_id)
@@ -167,6 +213,7 @@ class SharedStudy:
         packable keys."""
         claimed: list[Trial] = []
         with self.locked():
+            self._top_up()
             count = min(count, self.to_start())
             for waiting in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
                 if len(claimed) >= count:
@@ -177,10 +224,7 @@ class SharedStudy:
             while len(claimed) < count and not self.spec.plan and not self.count(TrialState.WAITING):
                 if self.exhausted():
                     break
-                seed = self.spec.sampler.get("seed")
-                base = self.study.sampler
-                if seed is not None:
-                    base = self._sampler(zlib.crc32(f"{seed}:{len(self.study.trials)}".encode()))
+                base = self._draw_sampler(self.study.sampler)
                 # a trial suggests its values later, from its study's sampler: its own study object
                 study = copy.copy(self.study)
                 study.sampler = optuna.samplers.PartialFixedSampler(fixed, base)
@@ -199,6 +243,15 @@ class SharedStudy:
         except optuna.exceptions.UpdateFinishedTrialError:
             return None
         return optuna.Trial(self.study, trial_id)
+
+    def _draw_sampler(self, current: optuna.samplers.BaseSampler) -> optuna.samplers.BaseSampler:
+        """With a sampler seed, a sampler seeded for the next draw: by the seed and the number of draws
+        the study has had, which a retry (queued, not drawn) leaves as it is, so a seeded study that was
+        interrupted draws the same values as one that was not; no process or rerun repeats a draw."""
+        seed = self.spec.sampler.get("seed")
+        if seed is None:
+            return current
+        return self._sampler(draw_seed(seed, self.study.get_trials(deepcopy=False)))
 
     def _sampler(self, seed: int | None) -> optuna.samplers.BaseSampler:
         node = {**self.spec.sampler, "seed": seed}
@@ -307,6 +360,18 @@ class SharedStudy:
             if "Study.stop" not in str(err):
                 raise
             self.study.set_user_attr("sampler_exhausted", True)
+
+
+def draw_seed(seed: int, trials: Sequence[FrozenTrial]) -> int:
+    """The sampler's seed for a study's next draw: its seed and the number of trials the sampler drew
+    (not queued ones: a retry or a planned trial is not a draw)."""
+    draws = sum("fixed_params" not in t.system_attrs for t in trials)
+    return zlib.crc32(f"{seed}:{draws}".encode())
+
+
+def _key(params: Mapping[str, Any]) -> str:
+    """A trial's values as a key that compares equal for equal values."""
+    return json.dumps(dict(params), sort_keys=True, default=str)
 
 
 def _stamp(trial: Trial) -> None:

@@ -1,11 +1,12 @@
 """`--dry-run`: a sweep's plan and the configurations of its first trials, drawn as a new study would
 draw them (the same sampler, seeds and queue), in memory: nothing is run, stored or written."""
 
+import itertools
 import logging
-import zlib
 
 import optuna
 
+from sweeplab.sweep.lifecycle import draw_seed
 from sweeplab.sweep.settings import SlurmSettings
 from sweeplab.sweep.spec import SweepPlan
 from sweeplab.sweep.storage import masked
@@ -34,7 +35,7 @@ def preview(plan: SweepPlan, n_jobs: int, pack: int = 1, slurm: SlurmSettings | 
     if "setup" in spec.signature["space"]:
         lines += ["setups:", *(f"  {s}" for s in spec.signature["space"]["setup"].split("; "))]
     if spec.plan or spec.enqueue:
-        lines.append(f"queued first: {len(spec.enqueue)} enqueued and {len(spec.plan)} planned trials")
+        lines.append(f"queued first: {len(spec.enqueue)} enqueued and {len(spec.plan):,} planned trials")
     if slurm is not None and slurm.jobs:
         resources = {
             k: getattr(slurm, k) for k in ("cpus_per_task", "gpus_per_node", "mem_gb", "account", "qos")
@@ -53,14 +54,14 @@ def preview(plan: SweepPlan, n_jobs: int, pack: int = 1, slurm: SlurmSettings | 
         study = optuna.create_study(directions=spec.directions)
     finally:
         optuna.logging.set_verbosity(verbosity)
-    for params in [*spec.enqueue, *spec.plan]:
-        study.enqueue_trial(dict(params))
     shown = min(SHOWN, spec.n_trials)
+    for params in itertools.islice(itertools.chain(spec.enqueue, spec.plan), shown):
+        study.enqueue_trial(dict(params))
     log.info("the first %d trials of a new study:", shown)
     seed = spec.sampler.get("seed")
     for _ in range(shown):
         if seed is not None:  # as SharedStudy.claim draws them
-            node = {**spec.sampler, "seed": zlib.crc32(f"{seed}:{len(study.trials)}".encode())}
+            node = {**spec.sampler, "seed": draw_seed(seed, study.trials)}
             study.sampler = build_from(SAMPLERS, node, "hydra.sweeper.sampler", **spec.sampler_context)
         elif len(study.trials) == 0:
             study.sampler = build_from(

@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 from tqdm.auto import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 log = logging.getLogger("sweeplab.sweep")
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -46,9 +45,8 @@ class Progress:
             yield self
             return
         self.bar = tqdm(total=self.total, initial=self.done_before, unit="trial", dynamic_ncols=True)
-        try:
-            with logging_redirect_tqdm():  # log lines print above the bar, not through it
-                yield self
+        try:  # log lines print above the bar (sweeplab.logs.BarSafeHandler), not through it
+            yield self
         finally:
             self.bar.close()
             self.bar = None

@@ -6,6 +6,7 @@ categorical. Choices that are not plain scalars (lists such as `[100, 100]`) are
 their override text, because Optuna's categorical values must be scalars.
 """
 
+import contextlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -111,6 +112,19 @@ def split_overrides(arguments: Iterable[str]) -> tuple[dict[str, str], list[str]
         else:
             fixed.append(override.input_line)
     return sweeps, fixed
+
+
+def comma_lists(expressions: dict[str, str]) -> list[str]:
+    """The keys swept with Hydra's comma list (`trainer.seed=0,1,2`), which Hydra's basic sweeper runs
+    once each but an Optuna sampler treats as a choice it draws from."""
+    parser = OverridesParser.create()
+    keys = []
+    for key, expression in expressions.items():
+        with contextlib.suppress(Exception):  # a bad expression is reported where it is parsed
+            value = parser.parse_override(f"{key}={expression}").value()
+            if isinstance(value, ChoiceSweep) and value.simple_form:
+                keys.append(key)
+    return keys
 
 
 def to_param(override: Override, is_group: bool) -> Param:

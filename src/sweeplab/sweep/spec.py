@@ -2,10 +2,13 @@
 (space, objectives, fixed values, plan, budget), the trial composer, the objectives and the metric the
 pruner watches. Everything here is checked before the study is touched."""
 
-import itertools
+import logging
 import math
+import os
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, overload
 
 from hydra.types import HydraContext
 from omegaconf import DictConfig
@@ -16,12 +19,21 @@ from sweeplab.sweep.composer import TrialComposer
 from sweeplab.sweep.lifecycle import StudySpec
 from sweeplab.sweep.settings import SweeperSettings
 from sweeplab.sweep.setups import Setup, expand_setups, plan_trials
-from sweeplab.sweep.space import Param, as_scalar, parse_params, space_signature, split_overrides
-from sweeplab.sweep.storage import absolute, default_storage
+from sweeplab.sweep.space import (
+    Param,
+    as_scalar,
+    comma_lists,
+    parse_params,
+    space_signature,
+    split_overrides,
+)
+from sweeplab.sweep.storage import absolute, default_storage, study_name_problem
 from sweeplab.sweep.study import PRUNERS, SAMPLERS, build_from
 from sweeplab.sweep.task import TaskContract
 from sweeplab.sweep.trial_config import fixed_values
 from sweeplab.sweep.validate import Problems, check_trials, closest
+
+log = logging.getLogger("sweeplab.sweep")
 
 
 @dataclass
@@ -41,6 +53,9 @@ def plan_sweep(
 ) -> SweepPlan:
     """Raises SweepRefused listing every problem found, before anything is stored."""
     problems = Problems()
+    name_problem = study_name_problem(s.study_name)
+    if name_problem:
+        problems.add(f"hydra.sweeper.study_name: {name_problem}")
     counts = (
         ("n_trials", s.n_trials),
         ("n_jobs", s.n_jobs),
@@ -84,6 +99,16 @@ def plan_sweep(
         with problems.check():
             context = {"search_space": grid} if s.sampler["name"] == "grid" else {}
             build_from(SAMPLERS, s.sampler, "hydra.sweeper.sampler", **context)
+    if s.sampler["name"] not in ("grid", "bruteforce"):
+        for key in comma_lists(expressions):
+            log.warning(
+                "%s=%s is a choice the %s sampler draws from, as choice(...) is, not a list run once "
+                "each: some values may run twice and others never; to run each, use "
+                "hydra.sweeper.sampler=grid",
+                key,
+                expressions[key],
+                s.sampler["name"],
+            )
     composer = TrialComposer(hydra_context, config, fixed, groups, params, setups)
     check_trials(problems, composer, params, setups, contract.check if contract else None)
     problems.raise_if_any()
@@ -107,7 +132,7 @@ def _spec(
     if grid is not None and s.sampler["name"] == "grid":
         context, grid_size = {"search_space": grid}, math.prod(len(v) for v in grid.values())
         if not setups:  # the grid is a plan: its points queued in order, so packs fill from the queue
-            plan = [dict(zip(grid, point, strict=True)) for point in itertools.product(*grid.values())]
+            plan = GridPlan(grid)
     space = space_signature(params)
     if setups:  # a setup's contents are part of the space
         space["setup"] = "; ".join(
@@ -131,12 +156,52 @@ def _spec(
         sampler=dict(s.sampler),
         sampler_context=context,
         pruner=dict(s.pruner),
-        command=shlex.join(["sweeplab", "train", "-m", *overrides]),
+        command=_command(overrides),
         accept_changes=s.accept_changes,
         max_retries=s.max_retries,
         heartbeat_interval=s.heartbeat_interval,
         stale_after=s.stale_after,
     )
+
+
+# Environment variables the configs read (conf/) that change what a run computes or whether it runs;
+# SWEEPLAB_DATA_DIR and SWEEPLAB_STUDIES_DIR say where, not what, like the config's machine keys.
+RECORDED_ENVIRONMENT = ("SWEEPLAB_CIFAR10", "SWEEPLAB_VERIFY_MD5")
+
+
+def _command(overrides: list[str]) -> str:
+    """The command as the user could run it again, with the environment it needed in front."""
+    environment = [f"{k}={os.environ[k]}" for k in RECORDED_ENVIRONMENT if k in os.environ]
+    return shlex.join([*environment, "sweeplab", "train", "-m", *overrides])
+
+
+class GridPlan(Sequence[dict[str, Any]]):
+    """A grid's points in `itertools.product` order, each made when asked for: a grid of any size costs
+    nothing until its points are queued (a few at a time, as trials start)."""
+
+    def __init__(self, grid: dict[str, list]) -> None:
+        self.keys, self.values = list(grid), [list(v) for v in grid.values()]
+        self.size = math.prod(len(v) for v in self.values)
+
+    def __len__(self) -> int:
+        return self.size
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.size))]
+        if not -self.size <= index < self.size:
+            raise IndexError(index)
+        index %= self.size
+        point = {}
+        for key, values in zip(reversed(self.keys), reversed(self.values), strict=True):
+            index, at = divmod(index, len(values))
+            point[key] = values[at]
+        return {key: point[key] for key in self.keys}
 
 
 def _grid(s: SweeperSettings, params: dict[str, Param]) -> dict[str, list] | None:

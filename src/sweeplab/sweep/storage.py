@@ -13,26 +13,59 @@ import importlib.util
 import os
 import random
 import re
+import shutil
 import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import sqlalchemy
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from sweeplab.config import SweeplabError
-from sweeplab.files import EnvironmentFault
+from sweeplab.files import FULL_ERRNOS, EnvironmentFault
 
 LOCK_TIMEOUT = 300.0  # seconds to wait for a study's lock before giving up with a message
 SUPPORTED = "sqlite:///PATH.db, postgresql://USER:PASSWORD@HOST/DB or journal:///PATH.log"
 
 
+MAX_NAME = 100
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def study_name_problem(name: object) -> str | None:
+    """Why `name` cannot name a study, or None. A study's name becomes part of paths (its default
+    storage, its outputs, its report): a name, never a path, so no input chooses where sweeplab writes."""
+    if not isinstance(name, str) or not name:
+        return f"a study needs a name, got {name!r}"
+    if len(name) > MAX_NAME:
+        return f"{name[:20]!r}... is {len(name)} characters long; a study name has at most {MAX_NAME}"
+    if not _NAME.fullmatch(name) or ".." in name:
+        return (
+            f"{name!r} is not a study name: use letters, digits and _ . + - (starting with a letter or "
+            "a digit, no '..'); it names a file and a folder, never a path"
+        )
+    return None
+
+
+def checked_study_name(name: object, field: str = "hydra.sweeper.study_name") -> str:
+    problem = study_name_problem(name)
+    if problem:
+        raise SweeplabError(f"{field}: {problem}")
+    return name  # type: ignore[return-value]
+
+
+def studies_folder() -> Path:
+    """Where studies are stored by default: `studies/` under the folder the command runs in (or
+    $SWEEPLAB_STUDIES_DIR)."""
+    return Path(os.environ.get("SWEEPLAB_STUDIES_DIR", "studies"))
+
+
 def default_storage(study_name: str) -> str:
-    """`studies/<study_name>.db` under the folder the command runs in (or $SWEEPLAB_STUDIES_DIR)."""
-    folder = Path(os.environ.get("SWEEPLAB_STUDIES_DIR", "studies"))
-    return f"sqlite:///{folder / study_name}.db"
+    """`studies/<study_name>.db`; the name is checked to be a name, so the file stays in that folder."""
+    return f"sqlite:///{studies_folder() / checked_study_name(study_name)}.db"
 
 
 def absolute(url: str) -> str:
@@ -71,6 +104,11 @@ def _file_of(url: str) -> Path:
     return Path(url.removeprefix("journal://").removeprefix("sqlite:///"))
 
 
+def storage_file(url: str) -> Path | None:
+    """The file of a SQLite or journal storage (None for a server)."""
+    return None if _kind(url) == "postgresql" else _file_of(url)
+
+
 @functools.cache
 def open_storage(url: str) -> BaseStorage:
     """The storage at `url`, creating its file or tables when they do not exist yet, under the
@@ -78,7 +116,13 @@ def open_storage(url: str) -> BaseStorage:
     URL and process: the controller, its jobs and its heartbeat share one connection pool."""
     kind = _kind(url)
     if kind != "postgresql":
-        _file_of(url).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _file_of(url).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise EnvironmentFault(
+                f"hydra.sweeper.storage: cannot create the folder of {_file_of(url)} ({err.strerror}); "
+                "choose a storage in a folder you can write"
+            ) from None
     with study_lock(url, "storage"):
         if kind == "journal":
             return JournalStorage(JournalFileBackend(str(_file_of(url))))
@@ -86,22 +130,24 @@ def open_storage(url: str) -> BaseStorage:
         engine = {"connect_args": {"timeout": 60}} if kind == "sqlite" else {}
         try:
             storage = RDBStorage(_driver_url(url), engine_kwargs=engine)
+            if kind == "sqlite":
+                # Write-ahead logging: workers' heartbeats and reports no longer wait behind readers.
+                # The mode is stored in the database file, so every process opening it gets it.
+                with storage.engine.connect() as connection:
+                    connection.exec_driver_sql("PRAGMA journal_mode=WAL")
         except Exception as err:
+            if _disk_full(err, url):
+                raise EnvironmentFault(storage_failure(err, url)) from err
             raise SweeplabError(f"hydra.sweeper.storage: cannot open {masked(url)}: {_reason(err)}") from err
-        if kind == "sqlite":
-            # Write-ahead logging: workers' heartbeats and reports no longer wait behind readers. The
-            # mode is stored in the database file, so every process opening it gets it.
-            with storage.engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
         return storage
 
 
 def open_storage_readonly(url: str) -> BaseStorage:
     """The storage at `url` for reading: no file, table or journal mode is ever created or changed.
     Raises SweeplabError when there is nothing there."""
-    kind = _kind(url)
+    kind, shown = _kind(url), masked(url)
     if kind != "postgresql" and not _file_of(url).is_file():
-        raise SweeplabError(f"{masked(url)} does not exist")
+        raise SweeplabError(f"{shown} does not exist")
     if kind == "journal":
         # Optuna's journal reader takes the file's write lock only to append, which a reader never does
         return JournalStorage(JournalFileBackend(str(_file_of(url))))
@@ -114,58 +160,104 @@ def open_storage_readonly(url: str) -> BaseStorage:
             tables = set(sqlalchemy.inspect(connection).get_table_names())
         engine.dispose()
         if not {"studies", "version_info", "alembic_version"} <= tables:
-            raise SweeplabError(f"{masked(url)} holds no Optuna studies")
+            raise SweeplabError(f"{shown} holds no Optuna studies")
         return RDBStorage(_driver_url(url), skip_table_creation=True)
     except SweeplabError:
         raise
     except Exception as err:
-        raise SweeplabError(f"cannot read {masked(url)}: {_reason(err)}") from err
+        raise SweeplabError(f"cannot read {shown}: {_reason(err)}") from err
+
+
+def _causes(err: BaseException) -> Iterator[BaseException]:
+    """`err` and what it wraps: Optuna wraps SQLAlchemy's error, which wraps the driver's."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__ or current.__context__
 
 
 def _reason(err: BaseException) -> str:
-    """The driver's own words (e.g. 'connection refused'), without SQLAlchemy's boilerplate, and with
-    the password of any URL in them masked."""
-    text = str(getattr(err, "orig", None) or err).strip().splitlines()
+    """The driver's own words (e.g. 'connection refused', 'database or disk is full'), not Optuna's or
+    SQLAlchemy's wrapping, with the password of any URL in them masked."""
+    text = str(list(_causes(err))[-1]).strip().splitlines()
     return _PASSWORD.sub(r"\1***@", text[0]) if text else type(err).__name__
 
 
 _PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
+_FULL = re.compile(r"disk is full|no space left|could not extend file|quota exceeded", re.IGNORECASE)
+
+
+def _disk_full(err: BaseException, url: str | None) -> bool:
+    """The storage failed because its disk is full: the driver says so, or (SQLite reports some writes
+    on a full disk as a plain 'disk I/O error') the disk of its file has no room left."""
+    if any(_FULL.search(str(e)) or getattr(e, "errno", None) in FULL_ERRNOS for e in _causes(err)):
+        return True
+    if url is None or _kind(url) == "postgresql":
+        return False
+    try:
+        return shutil.disk_usage(_file_of(url).parent).free < 64 * 1024
+    except OSError:
+        return False
+
+
+def study_gone(err: BaseException) -> bool:
+    """Optuna's KeyError for a study or trial that is no longer stored (a study deleted meanwhile)."""
+    return isinstance(err, KeyError) and "Record does not exist" in str(err)
 
 
 def storage_failure(err: BaseException, url: str | None = None) -> str:
     """One line for a storage that failed under a command, its password masked."""
+    if _disk_full(err, url):
+        on_file = url is not None and _kind(url) != "postgresql"
+        where = f"the study's storage {_file_of(url).absolute() if on_file else masked(url or '')}"  # type: ignore[arg-type]
+        return (
+            f"no space left on device writing {where}: free space there, then rerun the same command to "
+            "resume (trials it was running are queued again then)"
+        )
     where = f" {masked(url)}" if url else ""
     return f"the storage{where} failed: {_reason(err)}; rerun the same command to resume once it works"
 
 
 @contextlib.contextmanager
-def study_lock(url: str, name: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+def study_lock(url: str, name: str, timeout: float = LOCK_TIMEOUT, shared: bool = False) -> Iterator[None]:
     """Hold the lock named `name` of the storage at `url` (a file lock beside a SQLite or journal file,
     an advisory lock in PostgreSQL). Processes that die release it; a holder that outlives `timeout`
-    makes the waiter give up with a message instead of waiting forever."""
+    makes the waiter give up with a message instead of waiting forever (StudyLockBusy). `shared`: many
+    holders at once, none while an exclusive holder has it."""
     if _kind(url) == "postgresql":
-        with _advisory_lock(url, name, timeout):
+        with _advisory_lock(url, name, timeout, shared):
             yield
         return
     safe = re.sub(r"[^\w.-]", "_", name)
     path = _file_of(url).with_name(f"{_file_of(url).name}.{safe}.lock")
-    with _file_lock(path, timeout):
-        yield
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path, timeout: float) -> Iterator[None]:
-    with open(path, "a+") as file:
-        _wait_for(lambda: _try_flock(file), timeout, f"the lock file {path}")
+    try:
+        file = open(path, "a+")  # noqa: SIM115 (closed below, after the lock is released)
+    except OSError as err:  # the storage's folder, not the lock file beside it, is what the user named
+        raise EnvironmentFault(
+            f"hydra.sweeper.storage: cannot write in the folder of {_file_of(url)} ({err.strerror}); "
+            "choose a storage in a folder you can write"
+        ) from None
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    with file:
+        _wait_for(lambda: _try_flock(file, mode), timeout, f"the lock file {path}")
         try:
             yield
         finally:
             fcntl.flock(file, fcntl.LOCK_UN)
 
 
-def _try_flock(file) -> bool:
+def study_in_use(url: str, name: str) -> contextlib.AbstractContextManager[None]:
+    """Held, shared, by every command that runs the study, for as long as it runs: `studies delete`
+    takes it exclusively, so a study is never deleted under a running sweep."""
+    return study_lock(url, f"{name}.in-use", shared=True)
+
+
+def _try_flock(file: IO, mode: int) -> bool:
     try:
-        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(file, mode | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     return True
@@ -177,29 +269,34 @@ def _lock_engine(url: str) -> sqlalchemy.Engine:
 
 
 @contextlib.contextmanager
-def _advisory_lock(url: str, name: str, timeout: float) -> Iterator[None]:
+def _advisory_lock(url: str, name: str, timeout: float, shared: bool) -> Iterator[None]:
     key = zlib.crc32(f"sweeplab:{name}".encode())  # PostgreSQL's advisory locks take a number
     try:
         connection = _lock_engine(url).connect()
     except sqlalchemy.exc.SQLAlchemyError as err:
         # the server, not the user's input: exit 1, as for a full disk
         raise EnvironmentFault(f"hydra.sweeper.storage: cannot reach {masked(url)}: {_reason(err)}") from err
+    kind = "_shared" if shared else ""
     try:
-        query = sqlalchemy.text("SELECT pg_try_advisory_lock(:key)")
+        query = sqlalchemy.text(f"SELECT pg_try_advisory_lock{kind}(:key)")
         _wait_for(lambda: bool(connection.execute(query, {"key": key}).scalar()), timeout, f"lock {name!r}")
         try:
             yield
         finally:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.execute(sqlalchemy.text(f"SELECT pg_advisory_unlock{kind}(:key)"), {"key": key})
     finally:
         connection.close()
+
+
+class StudyLockBusy(SweeplabError):
+    """A study's lock stayed taken for longer than the caller would wait."""
 
 
 def _wait_for(acquire, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not acquire():
         if time.monotonic() > deadline:
-            raise SweeplabError(
+            raise StudyLockBusy(
                 f"{what} has been held by another sweeplab process for {timeout:.0f} s; if no sweeplab "
                 "command is running on this study, the storage is stuck: check the processes using it"
             )

@@ -105,14 +105,19 @@ class WorkerPool:
         return done
 
     def close(self) -> None:
-        """Stop every worker: SIGTERM, then SIGKILL for one that has not ended in 5 seconds."""
-        for process, conn in self.workers:
+        """Stop every worker. An idle one ends by itself once its pipe closes (a signal during its
+        interpreter's shutdown would print a traceback); one still running a trial (an interrupted
+        sweep) gets SIGTERM; any left after 5 seconds, SIGKILL."""
+        for slot, (process, conn) in enumerate(self.workers):
             conn.close()
-            if process.is_alive():
+            if slot in self.busy and process.is_alive():
                 process.terminate()
         deadline = time.monotonic() + 5
         for process, _ in self.workers:
             process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.terminate()
+                process.join(2)
             if process.is_alive():
                 process.kill()
                 process.join()
@@ -130,7 +135,7 @@ def _serve(conn: Connection, threads: int, gpu: str | None, parent: int) -> None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # SLURM warns the whole job; the controller acts on it
     # exit through Python's own shutdown, which releases what the trial held (tqdm's lock, say)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGTERM, _exit_once)
     _die_with(parent)
     if gpu is not None:  # before the first CUDA call, so the trial's "cuda" is this worker's GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
@@ -141,8 +146,15 @@ def _serve(conn: Connection, threads: int, gpu: str | None, parent: int) -> None
         try:
             job: Any = conn.recv()
         except (EOFError, OSError):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # nothing left to stop: shut down undisturbed
             return  # the controller closed the pipe
         conn.send(run_jobs(job))
+
+
+def _exit_once(signum: int, frame: Any) -> None:
+    """SIGTERM: exit through Python's shutdown, which a second SIGTERM must not interrupt."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(128 + signum)
 
 
 def _die_with(parent: int) -> None:
