@@ -1,9 +1,13 @@
 """What a running sweep prints: a line per finished trial and the study's progress (a fake clock makes
 the times exact), and `hydra.sweeper.timeout`."""
 
+import io
 import logging
 from collections import Counter
 
+from tqdm import tqdm
+
+from sweeplab.logs import BarSafeHandler
 from sweeplab.sweep.progress import Progress, clock_text
 from test_sweep import LR, SLOW_TRIALS, load, states
 
@@ -66,3 +70,16 @@ def test_no_trial_starts_after_the_timeout(tmp_path, sweeplab):
     assert "timeout: 1 s have passed (hydra.sweeper.timeout); no new trial starts" in done.stdout
     assert states(load(tmp_path, "default")) == {"COMPLETE": 1}  # the first ran to its end
     assert "trial 0 COMPLETE val_acc=" in done.stdout and "| study: 1/5 finished (1 COMPLETE)" in done.stdout
+
+
+def test_a_log_line_prints_above_a_progress_bar_not_over_it():
+    stream = io.StringIO()
+    handler = BarSafeHandler(stream)
+    bar = tqdm(total=3, file=stream, desc="trials")
+    bar.update(1)
+    handler.emit(logging.LogRecord("sweeplab", logging.INFO, __file__, 1, "trial 0 COMPLETE", None, None))
+    bar.close()
+    out = stream.getvalue()
+    before = out[: out.index("trial 0 COMPLETE")]
+    assert before.endswith("\r") and "trials" in before  # the bar's line was cleared first
+    assert "trial 0 COMPLETE\n" in out and "trials" in out[out.index("trial 0 COMPLETE") :]  # then redrawn

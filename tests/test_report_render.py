@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from sweeplab.report import render
+from sweeplab.report.figures import describe
 from sweeplab.report.frame import trials_frame
 from sweeplab.report.tables import build_table
 from test_report_tables import ablation_study, add, config
@@ -80,6 +81,7 @@ def test_csv_keeps_raw_numbers_and_round_trips(table):
     assert back["test_acc"].tolist() == pytest.approx([0.42, 0.47, 0.3])
     assert back["optimizer.lr"].tolist() == [0.002, 0.005, 0.005] and back["n"].tolist() == [2, 2, 1]
     assert back["trials"].tolist() == ["0 1", "2 3", "4"]
+    assert back["model.hidden"].tolist() == ["[100]", "[100]", "[1024, 512]"]  # JSON, as Hydra writes it
 
 
 def test_html_is_self_contained_with_bold_and_changed_cells(table):
@@ -131,3 +133,10 @@ def test_value_labels_composite_cells_kept_marks_and_transposed_tables():
     lines = render.to_markdown(table).splitlines()
     assert lines[0] == "| Act. | ReLU | leaky_relu ‡ | leaky_relu | leaky_relu |"
     assert lines[3] == "| Test acc. | 0.390 | 0.400 | 0.370 | **0.460** |"
+
+
+def test_a_setups_learning_curves_are_named_by_their_setup():
+    row = pd.Series({"trial": 3, "setup": "(100) ELU", "model.norm": "batch"})
+    assert describe(row, []) == "(100) ELU"
+    assert describe(row, ["model.norm"]) == "(100) ELU, Norm. batch"
+    assert describe(pd.Series({"trial": 3, "setup": float("nan")}), []) == ""

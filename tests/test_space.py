@@ -6,6 +6,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from sweeplab.config import ConfigError
 from sweeplab.sweep.space import as_scalar, describe, override_text, parse_params, split_overrides
+from sweeplab.sweep.spec import _command
 
 
 def one(expression: str, group: bool = False):
@@ -88,3 +89,9 @@ def test_descriptions_read_like_the_space():
     assert describe(one("tag(log, interval(1e-4, 1e-1))").distribution) == "log-uniform [0.0001, 0.1]"
     assert describe(one("choice(relu, elu)").distribution) == "choice of relu, elu"
     assert describe(one("range(0, 10, 2)").distribution) == "integers [0, 8] step 2"
+
+
+def test_the_recorded_command_carries_the_environment_the_run_needed(monkeypatch):
+    monkeypatch.setenv("SWEEPLAB_VERIFY_MD5", "false")
+    monkeypatch.setenv("SWEEPLAB_DATA_DIR", "/data")  # where, not what: not part of the command
+    assert _command(["sweep=x"]) == "SWEEPLAB_VERIFY_MD5=false sweeplab train -m sweep=x"

@@ -126,3 +126,16 @@ def test_a_study_is_never_deleted_under_a_running_sweep(tmp_path, sweeplab, back
     assert refused >= 1 and f"study {name!r}: 25 COMPLETE;" in out
     deleted = deleted or sweeplab("studies", "delete", name, "--storage", storage, "--yes")
     assert deleted.returncode == 0 and f"deleted study {name!r}" in deleted.stdout
+
+
+@pytest.mark.slow
+def test_a_refused_rerun_after_a_delete_leaves_no_empty_study(tmp_path, sweeplab):
+    args = ["train", "-m", LR, "hydra.sweeper.study_name=gone", *FAST]
+    assert sweeplab(*args).returncode == 0
+    assert sweeplab("studies", "delete", "gone", "--yes").returncode == 0
+    refused = sweeplab(*args)  # its old trial folders belong to the deleted study
+    assert refused.returncode == 2 and "holds trial(s) [0] of another study" in refused.stdout
+    assert "Nothing was written" in refused.stdout and "Traceback" not in refused.stdout
+    listing = sweeplab("studies")
+    assert listing.returncode == 0 and listing.stdout.strip() == "no studies", listing.stdout
+    assert optuna.get_all_study_names(f"sqlite:///{tmp_path}/studies/gone.db") == []

@@ -486,3 +486,9 @@ def test_tpe_fills_packs_with_the_structure_of_their_first_trial(tmp_path, sweep
             assert t.number in by_number[other].user_attrs["packed_with"]
         assert (Path(t.user_attrs["output_dir"]) / "history.csv").is_file()
     assert len({t.params["optimizer.lr"] for t in trials}) == 12  # the sampler still searched the rates
+    # trials that end together (a pack) get one progress line, after the last of them: no estimate from
+    # a pack counted as its first trial alone, no time left once all are done
+    progress = [line for line in done.stdout.splitlines() if "progress: " in line]
+    assert len(progress) < 12 and progress[-1].endswith(
+        "12/12 trials (100%), " + progress[-1].split(", ")[1] + ", done"
+    )

@@ -18,6 +18,7 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from tqdm import tqdm
 
 from sweeplab.config import SweeplabError
 from sweeplab.files import EnvironmentFault, environment_fault
@@ -94,7 +95,7 @@ def train_app(cfg: DictConfig) -> dict:
             raise  # the sweeper records the trial as FAIL with this message and goes on
         log.error("%s", err)  # to the console and the run's log file, without a traceback
         raise SystemExit(1 if isinstance(err, EnvironmentFault) else 2) from None
-    print(
+    tqdm.write(  # above a sweep's progress bar on a terminal, not over it
         f"{result.status}: val_acc={result.metrics['val_acc']:.4f} test_acc={result.metrics['test_acc']:.4f} "
         f"params={result.metrics['params']:,} {result.metrics['train_seconds']:.1f}s -> {output_dir}"
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from sweeplab.config import SweeplabError
 from sweeplab.files import write_atomic
+from sweeplab.sweep.owner import pid_exists
 
 MANIFEST = ".sweeplab-report.json"  # the files a report wrote, with their hashes
 WRITING = ".sweeplab-report-writing"  # in a new folder until it is complete: all of it is a report's
@@ -239,7 +240,7 @@ def repair_leftovers(out: Path) -> None:
     back (two renames cut in half), or never cleaned up. Folders of live reports are left alone."""
     for leftover in sorted(out.parent.glob(f".{out.name}.*-*")) if out.parent.is_dir() else []:
         kind, _, pid = leftover.name.removeprefix(f".{out.name}.").rpartition("-")
-        if kind not in ("new", "old", "held") or not pid.isdigit() or _alive(int(pid)):
+        if kind not in ("new", "old", "held") or not pid.isdigit() or pid_exists(int(pid)):
             continue
         if (leftover / WRITING).exists():  # a report cut short while it was written: all of it ours
             shutil.rmtree(leftover)
@@ -253,16 +254,6 @@ def repair_leftovers(out: Path) -> None:
                     f"wrote: {', '.join(left[:3])}; kept",
                     file=sys.stderr,
                 )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _say_replaced(out: Path, contents: Contents, force: bool) -> None:

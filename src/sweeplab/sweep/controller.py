@@ -60,6 +60,7 @@ class SweepController:
                         return preview(plan, self.s.n_jobs, self.s.pack, self.s.slurm)
                     if submitting:
                         check_cluster(self.s.slurm, plan.spec.storage_url, self._sweep_dir())
+                    writable_or_fault(self._sweep_dir())  # before the storage is created
                     open_storage(plan.spec.storage_url)
                     # for as long as this command runs: `sweeplab studies delete` is refused meanwhile
                     held.enter_context(study_in_use(plan.spec.storage_url, self.s.study_name))
@@ -81,7 +82,6 @@ class SweepController:
     def _open(self, plan: SweepPlan) -> None:
         s = self.s
         self.sweep_dir = self._sweep_dir()
-        writable_or_fault(self.sweep_dir)  # before the study is created
         self.composer, self.objectives, self.monitor = plan.composer, plan.objectives, plan.monitor
 
         def check_folders(study_id: str, trials: list) -> None:  # before a new study is kept

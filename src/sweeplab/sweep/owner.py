@@ -42,7 +42,7 @@ class Owner:
             return None
         if self.boot != _boot_id():
             return False
-        return _start_time(self.pid) == self.started if self.started else _pid_exists(self.pid)
+        return _start_time(self.pid) == self.started if self.started else pid_exists(self.pid)
 
 
 @cache
@@ -65,11 +65,12 @@ def _start_time(pid: int) -> str | None:
     except FileNotFoundError:
         return None
     except OSError:
-        return "" if _pid_exists(pid) else None
+        return "" if pid_exists(pid) else None
     return stat.rsplit(")", 1)[1].split()[19]  # after the command name, which may hold spaces
 
 
-def _pid_exists(pid: int) -> bool:
+def pid_exists(pid: int) -> bool:
+    """Whether a process of this pid exists on this host (a pid reused by another program counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

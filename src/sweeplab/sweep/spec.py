@@ -99,7 +99,7 @@ def plan_sweep(
         with problems.check():
             context = {"search_space": grid} if s.sampler["name"] == "grid" else {}
             build_from(SAMPLERS, s.sampler, "hydra.sweeper.sampler", **context)
-    if s.sampler["name"] not in ("grid", "bruteforce"):
+    if s.sampler["name"] not in ("grid", "bruteforce") and not setups:  # setups run every combination
         for key in comma_lists(expressions):
             log.warning(
                 "%s=%s is a choice the %s sampler draws from, as choice(...) is, not a list run once "

@@ -265,7 +265,8 @@ def _try_flock(file: IO, mode: int) -> bool:
 
 @functools.cache
 def _lock_engine(url: str) -> sqlalchemy.Engine:
-    return sqlalchemy.create_engine(_driver_url(url), pool_size=1, pool_pre_ping=True)
+    # one connection for the study in use (held while the command runs), one for the claims' lock
+    return sqlalchemy.create_engine(_driver_url(url), pool_size=2, pool_pre_ping=True)
 
 
 @contextlib.contextmanager
