@@ -218,3 +218,17 @@ def test_a_report_killed_at_any_moment_loses_nothing_and_the_next_one_repairs(re
     assert (rep / "mine.txt").read_text() == "mine" and (rep / "index.md").is_file()
     assert "table.md" in tree(rep) and (rep / "table.md").read_text() != "half"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_links_the_user_keeps_in_the_folder_stay_links(report, tmp_path):
+    assert report("--out", "rep")[0] == 0
+    rep = tmp_path / "rep"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "big.bin").write_bytes(b"x" * 10)
+    (rep / "data").symlink_to(tmp_path / "data")
+    (rep / "dangling").symlink_to(tmp_path / "nowhere")
+    assert report("--out", "rep", "--force")[0] == 0
+    assert os.readlink(rep / "data") == str(tmp_path / "data") and (rep / "data" / "big.bin").is_file()
+    assert os.readlink(rep / "dangling") == str(tmp_path / "nowhere")
+    assert (tmp_path / "data" / "big.bin").read_bytes() == b"x" * 10
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -130,10 +130,15 @@ def inspect(folder: Path) -> Contents:
 
 
 def _files(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    """Every file below `folder`, and every symbolic link (a link is the user's: kept as a link)."""
+    return sorted(
+        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_symlink() or p.is_file()
+    )
 
 
 def _digest(path: Path) -> str:
+    if path.is_symlink():
+        return f"symlink to {os.readlink(path)}"
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -150,6 +155,9 @@ def _refuse(out: Path, paths: list[str], while_writing: bool = False) -> None:
 def _carry(source: Path, target: Path) -> None:
     """`source` into the new folder as a hard link (the same file), or a copy where links are refused."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_symlink():
+        target.symlink_to(os.readlink(source))
+        return
     try:
         os.link(source, target)
     except OSError as err:
@@ -225,7 +233,10 @@ def _clean(old: Path, current: Path, replaced: dict[str, str] | None = None) -> 
     for path in _files(old):
         file = old / path
         twin = current / path
-        linked = twin.is_file() and os.path.samefile(file, twin)
+        if file.is_symlink():  # carried as a link of its own
+            linked = twin.is_symlink() and os.readlink(twin) == os.readlink(file)
+        else:
+            linked = twin.is_file() and not twin.is_symlink() and os.path.samefile(file, twin)
         if linked or path == MANIFEST or _digest(file) in (listed.get(path), replaced.get(path)):
             file.unlink()
         else:
