@@ -144,9 +144,13 @@ def _digest(path: Path) -> str:
 
 def _refuse(out: Path, paths: list[str], while_writing: bool = False) -> None:
     shown = ", ".join(str(out / p) for p in paths[:5]) + (" ..." if len(paths) > 5 else "")
-    when = " while the report was written" if while_writing else ""
+    if while_writing:
+        raise SweeplabError(
+            f"{shown} changed while the report was written: nothing was replaced, your changes are kept. "
+            "Run the report again (--force replaces report files you edited)"
+        )
     raise SweeplabError(
-        f"{out} holds files this report did not write, or that were edited since{when}: {shown}. Nothing "
+        f"{out} holds files this report did not write, or that were edited since: {shown}. Nothing "
         "was written. Choose another folder with --out, or write into it with --force (files no report "
         "wrote are kept; report files you edited are replaced)"
     )
