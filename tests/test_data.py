@@ -190,6 +190,24 @@ def test_standardize_is_fitted_on_the_training_split_only(make_cfg):
     assert val_out.mean() > 50  # had the validation set leaked into the fit, it would be near 0
 
 
+def test_center_subtracts_the_training_mean_on_the_raw_pixel_scale(make_cfg):
+    data = shifted_data(make_cfg)
+    cfg = make_cfg("preprocess=center", "preprocess.scale=255")
+    pipeline = build_inputs(cfg.preprocess, make_cfg().augment, data.input_shape)
+    pipeline.fit(data.x_train)
+    train_out = pipeline(data.x_train)
+    torch.testing.assert_close(train_out.mean(0), torch.zeros(20), atol=1e-3, rtol=0)
+    torch.testing.assert_close(train_out.std(0), 255 * data.x_train.std(0), rtol=1e-5, atol=1e-4)
+    assert pipeline(data.x_val).mean() > 50 * 255  # fitted on the training split only
+    images = torch.full((4, 3, 2, 2), 200, dtype=torch.uint8)
+    images[0] = 100
+    pipeline = build_inputs(cfg.preprocess, make_cfg().augment, (3, 2, 2))
+    pipeline.fit(images)
+    assert pipeline(images)[0].tolist() == torch.full((3, 2, 2), -75.0).tolist()  # 100 - mean 175
+    with pytest.raises(ConfigError, match=r"preprocess.scale: must be positive"):
+        build_inputs(make_cfg("preprocess=center", "preprocess.scale=0").preprocess, make_cfg().augment, (5,))
+
+
 def test_pca_keeps_the_requested_variance_of_the_training_split(make_cfg):
     g = torch.Generator().manual_seed(0)
     scales = torch.tensor([10.0, 5.0, 2.0, 1.0, 0.5])

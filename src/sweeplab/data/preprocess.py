@@ -1,7 +1,8 @@
 """Preprocessing fitted on the training split only, applied to every batch on the device.
 
 `InputPipeline` is the one path from stored tensors to model inputs: uint8 images become floats in
-[0, 1], training batches are augmented, then the fitted preprocessing (standardize, PCA) is applied.
+[0, 1], training batches are augmented, then the fitted preprocessing (center, standardize, PCA) is
+applied.
 """
 
 import copy
@@ -35,6 +36,24 @@ class Standardize(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return (x - self.mean) * self.inv_std
+
+
+class Center(nn.Module):
+    """Per-feature zero mean (the training split's mean) on a chosen scale: `scale` 255 gives images the
+    raw 0-255 pixel range that course utilities used (mean image subtracted, not divided), 1 keeps
+    [0, 1]."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+        self.register_buffer("mean", torch.zeros(()))
+
+    @torch.no_grad()
+    def fit(self, x: Tensor) -> None:
+        self.mean = x.mean(0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) * self.scale
 
 
 class PCA(nn.Module):
@@ -89,6 +108,14 @@ def no_preprocess() -> Fitted:
 def standardize(*, eps: float = 1e-6) -> Fitted:
     require(eps > 0, "preprocess.eps", f"must be positive, got {eps}")
     return Fitted(Standardize(eps))
+
+
+@PREPROCESS.register("center")
+def center(*, scale: float = 1.0) -> Fitted:
+    require(
+        scale > 0, "preprocess.scale", f"must be positive (255: raw pixel values, 1: [0, 1]), got {scale}"
+    )
+    return Fitted(Center(scale))
 
 
 @PREPROCESS.register("pca")
