@@ -260,3 +260,15 @@ def test_a_study_in_use_cannot_be_taken_exclusively(url):
         pass
     with study_lock(url, f"{name}.in-use", timeout=0):  # free again once they end
         pass
+
+
+def test_a_planned_trial_whose_retries_a_dead_process_used_up_is_queued_again_by_the_rerun(url):
+    name = fresh_name()
+    shared = SharedStudy(spec(url, name, max_retries=0))
+    trial = shared.claim()  # the plan's first, x 0
+    trial.set_user_attr(OWNER, dataclasses.replace(this_process(), pid=2**22 + 17).record())
+    shared.mine.clear()  # its process died: no retry is left for it (max_retries 0)
+    rerun = SharedStudy(spec(url, name, max_retries=0))
+    assert rerun.study.trials[0].state == TrialState.FAIL
+    waiting = [t.system_attrs["fixed_params"] for t in rerun.study.trials if t.state == TrialState.WAITING]
+    assert sorted(w["x"] for w in waiting) == list(range(8))  # x 0 again, the others once

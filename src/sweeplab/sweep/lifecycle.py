@@ -104,9 +104,11 @@ class SharedStudy:
                 if not existed:
                     optuna.delete_study(study_name=spec.name, storage=storage)
                 raise
+            # reclaim first: a planned trial whose retries a dead process used up is then a failed
+            # planned trial, which a rerun queues again like any other
+            self.reclaim()
             self._queue(spec.enqueue, retry_planned=True)
             self._top_up()
-            self.reclaim()
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
