@@ -23,7 +23,6 @@ from sweeplab.sweep.storage import (
     open_storage,
     open_storage_readonly,
     study_in_use,
-    study_lock,
 )
 
 POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")
@@ -255,10 +254,10 @@ def test_a_study_in_use_cannot_be_taken_exclusively(url):
         study_in_use(url, name),
         study_in_use(url, name),  # many commands may run one study at once
         pytest.raises(StudyLockBusy),
-        study_lock(url, f"{name}.in-use", timeout=0),
+        study_in_use(url, name, exclusive=True),
     ):
         pass
-    with study_lock(url, f"{name}.in-use", timeout=0):  # free again once they end
+    with study_in_use(url, name, exclusive=True):  # free again once they end
         pass
 
 

@@ -27,6 +27,7 @@ from sweeplab.sweep.storage import (
     open_storage,
     open_storage_readonly,
     studies_folder,
+    study_in_use,
     study_lock,
 )
 
@@ -168,7 +169,7 @@ def delete_study(name: str, url: str, yes: bool) -> None:
 @contextlib.contextmanager
 def _unused(name: str, url: str) -> Iterator[None]:
     try:
-        with study_lock(url, f"{name}.in-use", timeout=0):
+        with study_in_use(url, name, exclusive=True):
             yield
     except StudyLockBusy:
         raise SweeplabError(

@@ -249,9 +249,11 @@ def study_lock(url: str, name: str, timeout: float = LOCK_TIMEOUT, shared: bool 
             fcntl.flock(file, fcntl.LOCK_UN)
 
 
-def study_in_use(url: str, name: str) -> contextlib.AbstractContextManager[None]:
-    """Held, shared, by every command that runs the study, for as long as it runs: `studies delete`
-    takes it exclusively, so a study is never deleted under a running sweep."""
+def study_in_use(url: str, name: str, exclusive: bool = False) -> contextlib.AbstractContextManager[None]:
+    """Held, shared, by every command that runs the study, for as long as it runs. `exclusive` (what
+    `studies delete` takes): only when no command runs it, else StudyLockBusy at once."""
+    if exclusive:
+        return study_lock(url, f"{name}.in-use", timeout=0)
     return study_lock(url, f"{name}.in-use", shared=True)
 
 
