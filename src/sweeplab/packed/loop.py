@@ -257,18 +257,34 @@ def _evaluate_members(
     Returns the members that stop here."""
     lead = pack[0].trial
     vals = evaluate_pack(model, loss, lead, lead.data.x_val, lead.data.y_val)
-    stopped = []
+    rows = []
     for k, (m, val) in enumerate(zip(pack, vals, strict=True)):
-        outcome = m.outcome
-        outcome.steps = step
+        m.outcome.steps = step
         train = (train_loss[k], train_acc[k])
         weights = functools.partial(model.member_state, k)
-        row = record_evaluation(
-            m.trial, m.recorder, m.reporter, outcome, step, train, val, m.started, weights
+        rows.append(
+            record_evaluation(
+                m.trial, m.recorder, m.reporter, m.outcome, step, train, val, m.started, weights
+            )
         )
-        if outcome.status != "completed":
-            outcome.seconds = time.perf_counter() - m.started
+    settle_shared(pack)
+    stopped = []
+    for k, (m, row) in enumerate(zip(pack, rows, strict=True)):
+        if m.outcome.status != "completed":
+            m.outcome.seconds = time.perf_counter() - m.started
             stopped.append(k)
         elif step < lead.total_steps:
             save_member(m, model, optimizer, k, pos, row)
     return stopped
+
+
+def settle_shared(pack: list[Member]) -> None:
+    """The replicates of one trial share a reporter (`sweeplab.sweep.replicates.MemberReporter`) that
+    decides once the last of them has reported a step: the members that reported before it learn here
+    whether their trial stops (pruned on the aggregate, or one of them diverged)."""
+    for m in pack:
+        if m.outcome.status == "diverged" and hasattr(m.reporter, "diverged"):
+            m.reporter.diverged()
+    for m in pack:
+        if m.outcome.status == "completed" and hasattr(m.reporter, "stops") and m.reporter.stops():
+            m.outcome.status = "pruned"

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from sweeplab.packed.keys import pack_structure
 from sweeplab.packed.layers import NotPackable
-from sweeplab.packed.loop import Member, fit_pack, global_rng, start_member
+from sweeplab.packed.loop import Member, fit_pack, global_rng, settle_shared, start_member
 from sweeplab.train.loop import Reporter, Result, announce, build_trial, conclude, train
 from sweeplab.train.records import RunRecorder
 
@@ -103,8 +103,9 @@ def _build(
 def _group_by_start(members: list[Member]) -> list[tuple[int, list[Member]]]:
     """Members resuming from different steps cannot run in lockstep: one pack per first step."""
     groups: dict[int, list[Member]] = {}
-    for m in members:
-        first = start_member(m)
+    firsts = [start_member(m) for m in members]
+    settle_shared(members)  # a trial's replicates pruned by their resumed histories
+    for m, first in zip(members, firsts, strict=True):
         if m.outcome.status == "completed":  # one pruned by its resumed history has nothing to run
             groups.setdefault(first, []).append(m)
     return sorted(groups.items())
@@ -112,7 +113,7 @@ def _group_by_start(members: list[Member]) -> list[tuple[int, list[Member]]]:
 
 def _fit(group: list[Member], first: int) -> None:
     lead = group[0]
-    announce(lead.cfg, lead.trial, f", packed: {len(group)} trials")
+    announce(lead.cfg, lead.trial, f", packed: {len(group)} runs")
     bar = tqdm(
         total=lead.trial.total_steps,
         initial=first - 1,

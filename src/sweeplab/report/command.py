@@ -22,7 +22,8 @@ from sweeplab.report import render
 from sweeplab.report.figures import write_figures
 from sweeplab.report.folder import check_out, report_folder
 from sweeplab.report.frame import python_value, studies_frame
-from sweeplab.report.tables import Table, build_table, marginals
+from sweeplab.report.stats import METHODS
+from sweeplab.report.tables import Statistics, Table, build_table, marginals
 from sweeplab.sweep.storage import (
     checked_study_name,
     default_storage,
@@ -59,6 +60,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--notes", type=Path, help="a Markdown file put at the top of index.md (what was run, on what)"
     )
+    p.add_argument(
+        "--ci", type=float, default=0.95, help="the confidence level of intervals and tests (default 0.95)"
+    )
+    p.add_argument(
+        "--stats",
+        choices=list(METHODS),
+        default="t",
+        help="a row's interval for its mean: t (Student's t, default) or bootstrap (BCa, percentile "
+        "where BCa cannot be computed); changes between rows always use Welch's t",
+    )
+    p.add_argument(
+        "--holm", action="store_true", help="Holm's correction over each table's comparisons (p-values)"
+    )
     return p
 
 
@@ -79,6 +93,8 @@ def main(argv: Sequence[str]) -> None:
         raise SweeplabError("sweeplab report: name a study, or a sweep file with --sweep NAME")
     for name in names:
         checked_study_name(name, "study")
+    if not 0 < args.ci < 1:
+        raise SweeplabError(f"--ci: a confidence level between 0 and 1 (e.g. 0.95), got {args.ci:g}")
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
@@ -108,6 +124,7 @@ def main(argv: Sequence[str]) -> None:
             args.ablation,
             command=shlex.join(["sweeplab", "report", *argv]),
             notes=notes,
+            statistics=Statistics(args.ci, args.stats, args.holm),
         )
     print(f"report written: {os.path.relpath(out / 'index.md')}")
 
@@ -121,6 +138,7 @@ def write_report(
     ablation: bool,
     command: str,
     notes: str = "",
+    statistics: Statistics | None = None,
 ) -> Path:
     """The report's files, written into the folder `out`. `spec` (a sweep file's `hydra.sweeper.report`)
     may hold one table's options (metrics, columns, headers, values, where, choose, transpose, ablation,
@@ -158,6 +176,7 @@ def write_report(
             values=table_spec.get("values"),
             transpose=table_spec.get("transpose", False),
             delta=table_spec.get("delta", True),
+            statistics=statistics,
         )
         title = table_spec.get("title")
         lines += [f"## Table {i}: {title}" if title else "## Table", ""]
@@ -187,7 +206,13 @@ def write_report(
     several = len(studies) > 1  # each study's figures, named and titled by their study
     for study in studies:
         figures = write_figures(
-            study, frame[frame["study"] == study.study_name], first_metric, varied, out, named=several
+            study,
+            frame[frame["study"] == study.study_name],
+            first_metric,
+            varied,
+            out,
+            named=several,
+            level=(statistics or Statistics()).level,
         )
         if figures:
             lines += [f"## Figures: study `{study.study_name}`" if several else "## Figures", ""]
@@ -209,14 +234,17 @@ def _comparison(table: Table, original: Mapping[str, Any]) -> list[str]:
         f"Compared with the original report ({metric}):",
         "",
         f"| Row | {table.headers[table.hyperparameters[0]] if table.hyperparameters else 'Row'} "
-        f"| here | {original.get('header', 'original')} | difference |",
-        "| --- | --- | --- | --- | --- |",
+        f"| here | {original.get('header', 'original')} | difference | original inside our interval |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
+    intervals = table.intervals.get(metric) or [None] * len(table.rows)
     for i, (row, theirs) in enumerate(zip(names, values, strict=True), start=1):
-        ours = table.rows[metric].iloc[i - 1]
+        ours, interval = table.rows[metric].iloc[i - 1], intervals[i - 1]
         diff = f"{ours - theirs:+.3f}" if theirs is not None else "–"
         theirs_text = f"{theirs:.4g}" if theirs is not None else "–"
-        lines.append(f"| {i} | {row[0] if row else ''} | {ours:.3f} | {theirs_text} | {diff} |")
+        inside = "–" if interval is None or theirs is None else ("no" if interval.excludes(theirs) else "yes")
+        shown = render.format_metric(ours, interval)
+        lines.append(f"| {i} | {row[0] if row else ''} | {shown} | {theirs_text} | {diff} | {inside} |")
     return [*lines, ""]
 
 

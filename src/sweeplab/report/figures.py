@@ -2,6 +2,7 @@
 varied hyperparameter, optimisation history, parallel coordinates, hyperparameter importance and
 per-class test accuracy of the best trial."""
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from sweeplab.report.render import format_value
+from sweeplab.report.stats import mean_interval
 from sweeplab.report.tables import HEADERS
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ def write_figures(
     out: Path,
     curves: int = 4,
     named: bool = False,
+    level: float = 0.95,
 ) -> list[Path]:
     """Every figure that the study's data allow; returns the PNG paths (a PDF lies beside each).
     `named` (a report of several studies): each file and title names the study."""
@@ -36,8 +39,8 @@ def write_figures(
     done = frame[frame["state"] == "COMPLETE"].sort_values(metric, ascending=_ascending(study))
     written = []
     figures = {
-        "learning_curves": lambda: learning_curves(study, done.head(curves), varied),
-        "metric_vs_hyperparameters": lambda: metric_vs_hyperparameters(done, metric, varied),
+        "learning_curves": lambda: learning_curves(study, done, metric, varied, curves, level),
+        "metric_vs_hyperparameters": lambda: metric_vs_hyperparameters(done, metric, varied, level),
         "optimization_history": lambda: optimization_history(frame, metric, study),
         "parallel_coordinates": lambda: parallel_coordinates(done, metric, varied),
         "importance": lambda: importance(study, metric),
@@ -72,38 +75,68 @@ def describe(row: pd.Series, varied: Sequence[str]) -> str:
     return named
 
 
-def learning_curves(study: optuna.Study, best: pd.DataFrame, varied: Sequence[str]) -> plt.Figure | None:
-    """Train and validation loss and accuracy against step for the best trials."""
+def learning_curves(
+    study: optuna.Study, done: pd.DataFrame, metric: str, varied: Sequence[str], shown: int, level: float
+) -> plt.Figure | None:
+    """Train and validation loss and accuracy against step for the best `shown` configurations: one line
+    per configuration, the mean over its runs (replicates, or seeds swept as a key), its interval a band."""
+    runs = done.assign(configuration=[describe(row, varied) or "all runs" for _, row in done.iterrows()])
+    means = runs.groupby("configuration", sort=False)[metric].mean()
+    best = means.sort_values(ascending=_ascending(study)).index[:shown]
     histories = []
-    for _, row in best.iterrows():
-        path = Path(str(study.trials[row["trial"]].user_attrs.get("output_dir", ""))) / "history.csv"
-        if path.is_file():
-            history = pd.read_csv(path)
-            name = describe(row, varied)
-            histories.append(
-                history.assign(run=f"{name} (trial {row['trial']})" if name else f"trial {row['trial']}")
-            )
+    for name in best:
+        group = runs[runs["configuration"] == name]
+        for _, row in group.iterrows():
+            path = Path(str(row.get("run_dir") or "")) / "history.csv"
+            if path.is_file():
+                n = f"n={len(group)}" if len(group) > 1 else f"trial {row['trial']}"
+                histories.append(pd.read_csv(path).assign(configuration=f"{name} ({n})"))
     if not histories:
         return None
-    data = pd.concat(histories)
+    data = pd.concat(histories, ignore_index=True)
+    band = functools.partial(_band, level=level)
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    palette = dict(zip(data["configuration"].unique(), sns.color_palette(), strict=False))
     for ax, quantity in zip(axes, ("loss", "acc"), strict=True):
-        for (run, group), color in zip(data.groupby("run", sort=False), sns.color_palette(), strict=False):
-            ax.plot(
-                group["step"], group[f"train_{quantity}"], color=color, linestyle="--", marker=".", alpha=0.7
+        for split, style in (("train", "--"), ("val", "-")):
+            sns.lineplot(
+                data=data,
+                x="step",
+                y=f"{split}_{quantity}",
+                hue="configuration",
+                palette=palette,
+                errorbar=band,
+                linestyle=style,
+                marker=".",
+                alpha=0.7 if split == "train" else 1.0,
+                legend=split == "val",
+                ax=ax,
             )
-            ax.plot(group["step"], group[f"val_{quantity}"], color=color, marker=".", label=run)
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         ax.set_ylabel("loss" if quantity == "loss" else "accuracy")
         ax.set_title(f"{'Loss' if quantity == 'loss' else 'Accuracy'} (solid: validation, dashed: training)")
+        if ax.get_legend():
+            ax.get_legend().remove()
     # below the plots, where it covers no curve
     handles, labels = axes[1].get_legend_handles_labels()
     figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=7, ncol=2)
+    if data.groupby("configuration")["step"].size().max() > data["step"].nunique():
+        figure.suptitle(f"Mean over runs; band: {level:.0%} confidence interval of the mean (Student's t)")
     return figure
 
 
-def metric_vs_hyperparameters(done: pd.DataFrame, metric: str, varied: Sequence[str]) -> plt.Figure | None:
+def _band(values: pd.Series, level: float) -> tuple[float, float]:
+    """seaborn's errorbar: the t interval of the mean (the mean itself for a single run)."""
+    interval = mean_interval(list(values), level)
+    mean = float(values.mean())
+    return (interval.low, interval.high) if interval else (mean, mean)
+
+
+def metric_vs_hyperparameters(
+    done: pd.DataFrame, metric: str, varied: Sequence[str], level: float = 0.95
+) -> plt.Figure | None:
+    """Every run's metric against each varied hyperparameter, with each value's mean and its interval."""
     if not varied or done.empty:
         return None
     figure, axes = plt.subplots(1, len(varied), figsize=(3.2 * len(varied), 3.2), squeeze=False)
@@ -118,15 +151,27 @@ def metric_vs_hyperparameters(done: pd.DataFrame, metric: str, varied: Sequence[
             if column.endswith(".lr") or ((values > 0).all() and values.max() / values.min() > 100):
                 ax.set_xscale("log")
         else:
-            sns.stripplot(x=values.map(format_value), y=done[metric], ax=ax, size=4)
+            x = values.map(format_value)
+            sns.stripplot(x=x, y=done[metric], ax=ax, size=4, alpha=0.6)
+            sns.pointplot(
+                x=x,
+                y=done[metric],
+                ax=ax,
+                errorbar=functools.partial(_band, level=level),
+                color="black",
+                linestyle="none",
+                markers="_",
+                capsize=0.2,
+            )
         ax.set_xlabel(label(column))
         ax.set_ylabel(label(metric))
-    figure.suptitle(f"{label(metric)} against each varied hyperparameter")
+    figure.suptitle(f"{label(metric)} against each varied hyperparameter (black: mean, {level:.0%} interval)")
     return figure
 
 
 def optimization_history(frame: pd.DataFrame, metric: str, study: optuna.Study) -> plt.Figure | None:
-    done = frame[frame["state"] == "COMPLETE"].sort_values("trial")
+    # a trial's value: the mean of its runs (its replicates' numbers are recorded per run)
+    done = frame[frame["state"] == "COMPLETE"].groupby("trial", as_index=False)[metric].mean()
     if done.empty:
         return None
     best_so_far = done[metric].cummin() if _ascending(study) else done[metric].cummax()

@@ -1,5 +1,6 @@
-"""A study as a tidy DataFrame: one row per trial; every resolved hyperparameter (dotted config keys,
-`optimizer.lr`) and every recorded metric (`test_acc`, per class as `test_acc[cat]`) a column."""
+"""A study as a tidy DataFrame: one row per run (a trial, or each member of a trial with replicates);
+every resolved hyperparameter (dotted config keys, `optimizer.lr`) and every recorded metric (`test_acc`,
+per class as `test_acc[cat]`) a column. `run_dir` is the run's folder (its history.csv)."""
 
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -17,47 +18,61 @@ META = [
     "setup_position",
     "setup_changed",
     "setup_keep",
+    "run_dir",
 ]
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """The frame of one study. `frame.attrs` names its hyperparameter and metric columns."""
+    """The frame of one study. `frame.attrs` names its hyperparameter and metric columns, and the keys
+    its replicates set (`replicate_keys`)."""
     rows, hyperparameters, metrics = [], {}, {}
+    replicate_key = (study.user_attrs.get("sweeplab", {}).get("replicates") or {}).get("key")
     for trial in study.get_trials(deepcopy=False):
         config = flatten(trial.user_attrs.get("config", {}))
-        recorded = dict(trial.user_attrs.get("metrics", {}))
-        per_class = recorded.pop("per_class_test_acc", None) or {}
-        values = {k: v for k, v in recorded.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        values.update({f"test_acc[{name}]": acc for name, acc in per_class.items()})
-        hyperparameters.update(dict.fromkeys(config))
-        metrics.update(dict.fromkeys(values))
         duration = trial.duration.total_seconds() if trial.duration else None
         setup = trial.user_attrs.get("setup") or {}
-        rows.append(
-            {
-                "study": study.study_name,
-                "trial": trial.number,
-                "state": trial.state.name,
-                "duration_s": duration,
-                "error": trial.user_attrs.get("error"),
-                "setup": setup.get("name"),
-                "setup_position": setup.get("position"),
-                "setup_changed": tuple(setup.get("changed", ())),
-                "setup_keep": setup.get("keep"),
-                **config,
-                **values,
-            }
-        )
+        common = {
+            "study": study.study_name,
+            "trial": trial.number,
+            "state": trial.state.name,
+            "duration_s": duration,
+            "error": trial.user_attrs.get("error"),
+            "setup": setup.get("name"),
+            "setup_position": setup.get("position"),
+            "setup_changed": tuple(setup.get("changed", ())),
+            "setup_keep": setup.get("keep"),
+        }
+        members = trial.user_attrs.get("replicates") or [{}]
+        for member in members:  # a trial with replicates: a row per member, its seed in the config
+            recorded = dict(member or trial.user_attrs.get("metrics", {}))
+            seed = {replicate_key: recorded.pop(replicate_key)} if replicate_key in recorded else {}
+            run_dir = recorded.pop("output_dir", None) or trial.user_attrs.get("output_dir")
+            values = _numbers(recorded)
+            hyperparameters.update(dict.fromkeys(config))
+            metrics.update(dict.fromkeys(values))
+            rows.append({**common, "run_dir": run_dir, **config, **seed, **values})
     frame = pd.DataFrame(rows, columns=[*META, *hyperparameters, *metrics])
-    frame.attrs.update(hyperparameters=list(hyperparameters), metrics=list(metrics))
+    frame.attrs.update(
+        hyperparameters=list(hyperparameters),
+        metrics=list(metrics),
+        replicate_keys=[replicate_key] if replicate_key else [],
+    )
     return frame
+
+
+def _numbers(recorded: dict[str, Any]) -> dict[str, float]:
+    """A run's numeric metrics, its per-class test accuracies as `test_acc[class]`."""
+    per_class = recorded.pop("per_class_test_acc", None) or {}
+    values = {k: v for k, v in recorded.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    values.update({f"test_acc[{name}]": acc for name, acc in per_class.items()})
+    return values
 
 
 def studies_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     """Several studies in one frame (for a comparison across studies); `study` tells them apart."""
     frames = [trials_frame(s) for s in studies]
     frame = pd.concat(frames, ignore_index=True)
-    for key in ("hyperparameters", "metrics"):
+    for key in ("hyperparameters", "metrics", "replicate_keys"):
         frame.attrs[key] = list(dict.fromkeys(c for f in frames for c in f.attrs[key]))
     return frame
 

@@ -10,10 +10,13 @@ from collections.abc import Callable
 import pandas as pd
 
 from sweeplab.report.frame import python_value
+from sweeplab.report.stats import Change, Interval
 from sweeplab.report.tables import Table
 
 CHANGED = "†"  # Markdown's marker for a cell that differs from the row it is compared with
 KEPT = "‡"  # ... for such a cell whose change the rows after it kept
+SIGNIFICANT = "*"  # a change whose interval excludes 0 (after Holm's correction where asked)
+TIED = "≈"  # a row not significantly worse than the best
 
 
 def format_value(value: object) -> str:
@@ -34,12 +37,52 @@ def format_value(value: object) -> str:
     return str(value)
 
 
-def format_metric(mean: float, std: float, n: int, whole: bool = False) -> str:
-    """A metric cell: `0.652` for one trial, `0.652 ± 0.012` over replicates, `15,210` for counts."""
+def format_metric(mean: float, interval: Interval | None, whole: bool = False) -> str:
+    """A metric cell: `0.652` for one run, `0.652 [0.640, 0.664]` (the mean and its interval) over
+    several, `15,210` for counts."""
     if mean is None or math.isnan(mean):
         return "–"
     text = f"{mean:,.0f}" if whole or abs(mean) >= 1000 else f"{mean:.3f}"
-    return f"{text} ± {std:.3f}" if n > 1 and not whole and not math.isnan(std) else text
+    if interval is None or whole:
+        return text
+    return f"{text} [{interval.low:.3f}, {interval.high:.3f}]"
+
+
+def format_change(change: Change | None, delta: float) -> str:
+    """A Δ cell: `+0.041 [+0.020, +0.062]*`, or the bare difference where runs are too few to test."""
+    if change is None:
+        return f"{delta:+.3f}"
+    mark = SIGNIFICANT if change.significant else ""
+    return f"{delta:+.3f} [{change.interval.low:+.3f}, {change.interval.high:+.3f}]{mark}"
+
+
+def legend(table: Table) -> list[str]:
+    """What the table's intervals and marks mean, with the test and the level named."""
+    st, lines = table.statistics, []
+    intervals = [i for values in table.intervals.values() for i in values if i is not None]
+    level = f"{st.level:.0%}"
+    if intervals:
+        lines.append(
+            f"Metrics: the mean over the row's n runs and its {level} confidence interval "
+            f"({intervals[0].method})."
+        )
+    correction = (
+        f", after Holm's correction over the table's {table.comparisons} comparisons" if st.holm else ""
+    )
+    if table.changes and any(c is not None for c in table.changes) and table.delta is not None:
+        first = table.headers[next(iter(table.metrics))]
+        lines.append(
+            f"Δ: the row's {first} minus that of the row it is compared with, with its {level} interval "
+            f"(Welch's t); {SIGNIFICANT} where the difference is significant (two-sided p < "
+            f"{1 - st.level:.2g}{correction}). Rows with one run have no interval."
+        )
+    if table.reference is None and table.comparisons:
+        lines.append(
+            f"Bold: the best mean of its column; {TIED}: a row not significantly different from it (Welch's "
+            f"t, two-sided p ≥ {1 - st.level:.2g}{correction}), so the best is not claimed over it; the "
+            "other rows with n ≥ 2 are significantly worse."
+        )
+    return lines
 
 
 def cells(table: Table) -> list[list[str]]:
@@ -49,15 +92,22 @@ def cells(table: Table) -> list[list[str]]:
     for i in range(len(table.rows)):
         row = [_shown(table, c, table.rows.iloc[i][c]) for c in table.hyperparameters]
         row += [
-            format_metric(table.rows.iloc[i][m], table.std.iloc[i][m], table.n[i], whole[m])
+            format_metric(table.rows.iloc[i][m], _interval(table, m, i), whole[m])
+            + (f" {TIED}" if i in table.tied.get(m, ()) else "")
             for m in table.metrics
         ]
         if max(table.n) > 1:
             row.append(str(table.n[i]))
         if table.delta is not None:
-            row.append("–" if table.reference[i] is None else f"{table.delta.iloc[i]:+.3f}")
+            change = table.changes[i] if table.changes else None
+            row.append("–" if table.reference[i] is None else format_change(change, table.delta.iloc[i]))
         rows.append(row)
     return rows
+
+
+def _interval(table: Table, metric: str, row: int) -> Interval | None:
+    values = table.intervals.get(metric)
+    return values[row] if values else None
 
 
 def _shown(table: Table, column: str, value: object) -> str:
@@ -95,6 +145,9 @@ def to_markdown(table: Table) -> str:
     )
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in body]
+    notes = legend(table)
+    if notes:
+        lines += ["", *notes]
     if table.kept:
         lines += [
             "",
@@ -131,18 +184,37 @@ def to_latex(table: Table, caption: str | None = None) -> str:
         "\\midrule",
     ]
     lines += [" & ".join(row) + " \\\\" for row in body]
-    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    lines += [f"\\par\\footnotesize {_latex_escape(note)}" for note in legend(table)]
+    lines += ["\\end{table}"]
     return "\n".join(lines) + "\n"
 
 
 def to_csv(table: Table) -> str:
-    """Raw numbers: hyperparameters, each metric's mean and std, n, the trials behind each row."""
+    """Raw numbers: hyperparameters, each metric's mean, std and interval, n, an ablation's change with
+    its interval, p-value and verdict (or a plain table's ties with the best), the trials of each row."""
     frame = table.rows.copy()
     for column in table.hyperparameters:  # (100, 50) as [100, 50]: JSON, and Hydra's override syntax
         frame[column] = frame[column].map(lambda v: json.dumps(list(v)) if isinstance(v, tuple) else v)
     for m in table.metrics:
-        frame.insert(frame.columns.get_loc(m) + 1, f"{m}_std", table.std[m].to_numpy())
+        at = frame.columns.get_loc(m) + 1
+        intervals = [_interval(table, m, i) for i in range(len(frame))]
+        frame.insert(at, f"{m}_std", table.std[m].to_numpy())
+        frame.insert(at + 1, f"{m}_ci_low", [i.low if i else math.nan for i in intervals])
+        frame.insert(at + 2, f"{m}_ci_high", [i.high if i else math.nan for i in intervals])
+        if table.reference is None and m in table.tied:
+            frame[f"{m}_tied_with_best"] = [i in table.tied[m] for i in range(len(frame))]
     frame["n"] = table.n
+    if table.reference is not None:
+        changes = table.changes or [None] * len(frame)
+        deltas = zip(table.reference, table.delta_all, strict=True)  # type: ignore[arg-type]
+        frame["delta"] = [math.nan if r is None else d for r, d in deltas]
+        frame["delta_ci_low"] = [c.interval.low if c else math.nan for c in changes]
+        frame["delta_ci_high"] = [c.interval.high if c else math.nan for c in changes]
+        frame["p_value"] = [c.p_value if c else math.nan for c in changes]
+        if table.statistics.holm:
+            frame["p_holm"] = [c.p_adjusted if c else math.nan for c in changes]
+        frame["significant"] = [c.significant if c else None for c in changes]
     frame["trials"] = [" ".join(map(str, t)) for t in table.trials]
     return frame.to_csv(index=False)
 
@@ -157,6 +229,7 @@ def to_html(table: Table, title: str = "") -> str:
         ),
     )
     head = "".join(f"<th>{h}</th>" for h in names)
+    notes = "".join(f"<p>{html.escape(note)}</p>" for note in legend(table))
     rows = "\n".join(
         f"<tr>{''.join(c if c.startswith('<td') else f'<td>{c}</td>' for c in row)}</tr>" for row in body
     )
@@ -168,7 +241,7 @@ def to_html(table: Table, title: str = "") -> str:
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{style}</style></head><body><table><thead><tr>{head}</tr></thead><tbody>\n{rows}\n"
-        "</tbody></table></body></html>\n"
+        f"</tbody></table>{notes}</body></html>\n"
     )
 
 

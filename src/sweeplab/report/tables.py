@@ -9,6 +9,7 @@ import pandas as pd
 
 from sweeplab.config import SweeplabError
 from sweeplab.report.frame import python_value
+from sweeplab.report.stats import Change, Interval, holm, mean_interval, welch
 
 # Headers as people write them in reports; any other column keeps its key.
 HEADERS = {
@@ -44,6 +45,15 @@ MISSING = "–"  # how a key that a trial's config lacks is grouped and shown
 OUTCOME = "status"  # the State column of a table with FAIL and PRUNED trials
 
 
+@dataclass(frozen=True)
+class Statistics:
+    """How a table's rows of n >= 2 runs are compared: `--ci`, `--stats`, `--holm`."""
+
+    level: float = 0.95
+    method: str = "t"  # the mean's interval: "t" (Student's t) or "bootstrap"
+    holm: bool = False  # Holm's correction over the table's comparisons
+
+
 @dataclass
 class Table:
     rows: pd.DataFrame  # one row per configuration: the shown hyperparameters, then each metric's mean
@@ -62,11 +72,22 @@ class Table:
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> {value: shown text}
     transpose: bool = False  # render hyperparameters and metrics as rows, configurations as columns
     show_delta: bool = True  # ablation mode: a column of each row's change in the first metric
+    samples: dict[str, list[list[float]]] = field(default_factory=dict)  # metric -> each row's runs
+    statistics: Statistics = field(default_factory=Statistics)
+    intervals: dict[str, list[Interval | None]] = field(default_factory=dict)  # metric -> each row's
+    changes: list[Change | None] | None = None  # ablation: the first metric's change, Welch's t
+    tied: dict[str, list[int]] = field(default_factory=dict)  # metric -> rows not worse than its best
+    comparisons: int = 0  # tests made (what Holm's correction is over)
 
     @property
     def delta(self) -> pd.Series | None:
-        """The first metric of each row minus its reference row's."""
-        if self.reference is None or not self.show_delta:
+        """The first metric of each row minus its reference row's, where the table shows it."""
+        return self.delta_all if self.show_delta else None
+
+    @property
+    def delta_all(self) -> pd.Series | None:
+        """The first metric of each row minus its reference row's (ablations)."""
+        if self.reference is None:
             return None
         first = self.rows[next(iter(self.metrics))]
         return pd.Series(
@@ -89,6 +110,7 @@ def build_table(
     values: Mapping[str, Mapping[Any, str]] | None = None,
     transpose: bool = False,
     delta: bool = True,
+    statistics: Statistics | None = None,
 ) -> Table:
     """One row per configuration, in sweep order (setup order, else by first trial) or, with `sort_rows`,
     by their values; trials that differ only in `replicate_key` are one row (mean, std, n). Without
@@ -105,11 +127,9 @@ def build_table(
     kept = kept.assign(_order=kept["study"].map(studies) * 1e12 + position * 1e6 + kept["trial"]).sort_values(
         "_order"
     )
-    shown = (
-        list(columns)
-        if columns is not None
-        else _varying(kept, frame.attrs["hyperparameters"], replicate_key)
-    )
+    replicate_keys = {replicate_key, *frame.attrs.get("replicate_keys", ())}
+    varying = _varying(kept, frame.attrs["hyperparameters"], replicate_keys)
+    shown = list(columns) if columns is not None else varying
     unknown = [c for c in [*metrics, *(p for c in shown for p in c.split("+"))] if c not in frame]
     if unknown:
         raise SweeplabError(
@@ -143,10 +163,12 @@ def build_table(
         metrics=dict(metrics),
         std=std,
         n=grouped.size().loc[order].tolist(),
-        trials=[tuple(t) for t in grouped["trial"].apply(tuple).loc[order]],
+        trials=[tuple(dict.fromkeys(t)) for t in grouped["trial"].apply(tuple).loc[order]],  # a trial once
         headers={c: _header(c, headers or {}) for c in [*shown, *metric_columns]},
         labels={k: {str(raw): str(text) for raw, text in v.items()} for k, v in (values or {}).items()},
         transpose=transpose,
+        samples={m: [list(v) for v in grouped[m].apply(list).loc[order]] for m in metric_columns},
+        statistics=statistics or Statistics(),
     )
     finished = rows[OUTCOME] == "completed" if OUTCOME in shown else rows.index >= 0  # best of these
     table.best = {m: _best_rows(rows[m].where(finished), d) for m, d in metrics.items()}
@@ -154,7 +176,45 @@ def build_table(
         records = grouped.first().loc[order] if has_setups else None
         _mark_ablation(table, records)
         table.show_delta = delta
+    _add_statistics(table)
     return table
+
+
+def _add_statistics(table: Table) -> None:
+    """Each row's interval per metric; an ablation's changes (Welch's t against the row each is
+    compared with); else, per metric, the rows not significantly worse than the best one."""
+    st = table.statistics
+    table.intervals = {
+        m: [mean_interval(values, st.level, st.method) for values in table.samples[m]] for m in table.metrics
+    }
+    if table.reference is not None:
+        first = table.samples[next(iter(table.metrics))]
+        pairs = enumerate(table.reference)
+        table.changes = [welch(first[i], first[r], st.level) if r is not None else None for i, r in pairs]
+        _decide(table, [c for c in table.changes if c is not None])
+        return
+    for m in table.metrics:
+        if not table.best.get(m):
+            continue
+        best = table.best[m][0]
+        tests = {
+            i: welch(values, table.samples[m][best], st.level)
+            for i, values in enumerate(table.samples[m])
+            if i not in table.best[m]
+        }
+        tests = {i: c for i, c in tests.items() if c is not None}
+        decided = _decide(table, list(tests.values()))
+        table.tied[m] = [i for (i, _), c in zip(tests.items(), decided, strict=True) if not c.significant]
+
+
+def _decide(table: Table, changes: list[Change]) -> list[Change]:
+    """Marks each change significant at the table's level, after Holm's correction when asked."""
+    st = table.statistics
+    p = holm([c.p_value for c in changes]) if st.holm else [c.p_value for c in changes]
+    table.comparisons += len(changes)
+    for change, adjusted in zip(changes, p, strict=True):
+        change.p_adjusted, change.significant = adjusted, adjusted < 1 - st.level
+    return changes
 
 
 def _mark_ablation(table: Table, records: pd.DataFrame | None) -> None:
@@ -283,8 +343,8 @@ def _sort_key(value: object) -> tuple:
     return (0, value) if isinstance(value, int | float) and not isinstance(value, bool) else (2, str(value))
 
 
-def _varying(frame: pd.DataFrame, hyperparameters: Sequence[str], replicate_key: str) -> list[str]:
-    return [c for c in hyperparameters if c != replicate_key and frame[c].nunique(dropna=False) > 1]
+def _varying(frame: pd.DataFrame, hyperparameters: Sequence[str], replicate_keys: set[str]) -> list[str]:
+    return [c for c in hyperparameters if c not in replicate_keys and frame[c].nunique(dropna=False) > 1]
 
 
 def _best_rows(values: pd.Series, direction: str) -> list[int]:

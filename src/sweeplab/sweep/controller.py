@@ -83,6 +83,7 @@ class SweepController:
         s = self.s
         self.sweep_dir = self._sweep_dir()
         self.composer, self.objectives, self.monitor = plan.composer, plan.objectives, plan.monitor
+        self.replication = plan.replication
 
         def check_folders(study_id: str, trials: list) -> None:  # before a new study is kept
             self.folders = TrialFolders(s.study_name, study_id, masked(plan.spec.storage_url))
@@ -181,16 +182,18 @@ class SweepController:
 
     def _claim(self) -> dict[int, TrialJob]:
         """The next trial's job, and with `pack` above 1 the jobs of up to pack - 1 more trials that differ
-        from it only in packable keys (the task's `Packing.keys`), to run as one packed job."""
+        from it only in packable keys (the task's `Packing.keys`), to run as one packed job. With
+        replicates, `pack` counts members: whole trials are added while the pack holds at most `pack`."""
         first = self.shared.claim()
         if first is None:
             return {}
         self.running[first.number] = first
         jobs = {first.number: self._job_for(first)}
-        if self.s.pack == 1 or self.packs is None or self.packs.packing is None:
+        room = self.s.pack // (self.replication.n if self.replication else 1) - 1
+        if room < 1 or self.packs is None or self.packs.packing is None:
             return jobs
         fits, structural = self.packs.matcher(first.params, jobs[first.number].config)
-        more = self.shared.claim_like(self.s.pack - 1, fits, structural)
+        more = self.shared.claim_like(room, fits, structural)
         for trial in more:
             self.running[trial.number] = trial
             jobs[trial.number] = self._job_for(trial)
@@ -210,6 +213,7 @@ class SweepController:
                 pruner=dict(self.s.pruner),
                 monitor=self.monitor,
                 in_worker=self.s.n_jobs > 1,
+                replication=self.replication,
             )
             resuming = "resume_dir" in trial.user_attrs
             self.folders.take(folder, trial.number, resuming=resuming, job=self.slurm_job)
@@ -235,14 +239,18 @@ class SweepController:
         if outcome.error is not None:
             return self._failed(trial, outcome.error, outcome.traceback)
         value = outcome.value
-        metrics = value if isinstance(value, dict) else {next(iter(self.objectives)): value}
+        metrics = dict(value) if isinstance(value, dict) else {next(iter(self.objectives)): value}
+        if "replicates" in metrics:  # each member's seed and metrics (sweeplab.sweep.replicates)
+            trial.set_user_attr("replicates", [_json_safe(m) for m in metrics.pop("replicates")])
         trial.set_user_attr("metrics", _json_safe(metrics))
         status = metrics.get("status", "completed")
         if status in ("pruned", "diverged"):  # both stopped early: finished, not failed
             self.ran["PRUNED"] += 1
             if status == "diverged":
+                member = metrics.get("replicate")
+                whose = f"the loss of replicate {member}" if member else "the loss"
                 trial.set_user_attr(
-                    "error", f"diverged: the loss became NaN or infinite by step {metrics.get('steps')}"
+                    "error", f"diverged: {whose} became NaN or infinite by step {metrics.get('steps')}"
                 )
             self.shared.prune(trial)
             return self._ended(trial, "PRUNED", f"({status} at step {metrics.get('steps')})")

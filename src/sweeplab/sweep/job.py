@@ -7,6 +7,7 @@ the job returns an outcome: a fault of the machine (disk full) is marked `fatal`
 """
 
 import copy
+import dataclasses
 import functools
 import importlib
 import logging
@@ -26,9 +27,10 @@ from omegaconf import DictConfig, open_dict, read_write
 from sweeplab.config import SweeplabError
 from sweeplab.files import environment_fault
 from sweeplab.paths import register_resolvers
+from sweeplab.sweep.replicates import Aggregator, Replication, combine, member_configs, write_summary
 from sweeplab.sweep.storage import open_storage
 from sweeplab.sweep.study import PRUNERS, build_from
-from sweeplab.sweep.task import contract_of
+from sweeplab.sweep.task import Packing, contract_of
 
 register_resolvers()  # a spawned worker resolves the job config
 Reporter = Callable[[int, dict[str, float]], bool]
@@ -51,6 +53,7 @@ class TrialJob:
     pruner: dict[str, Any]
     monitor: str | None  # the history column reported to the pruner; None: nothing to report
     in_worker: bool = False  # a spawned process, which starts with none of Hydra's global state
+    replication: Replication | None = None  # hydra.sweeper.replicates above 1: the trial's members
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,13 @@ def _failed(err: BaseException) -> TrialOutcome:
     return TrialOutcome(error=f"{type(err).__name__}: {err}", traceback=trace)
 
 
-def run_trial(job: TrialJob) -> TrialOutcome:
+def run_trial(job: TrialJob, reporter: Reporter | None = None) -> TrialOutcome:
     if job.in_worker:
         # What run_job needs of Hydra's process-wide state: its resolvers (now, hydra, ...) and the job
         # name. (Hydra's Singleton.get_state() would carry them too, but its resolvers do not pickle.)
         setup_globals()
         JobRuntime.instance().set("name", job.config.hydra.job.name)
-    token = _REPORTER.set(_reporter(job, open_storage(job.storage_url)) if job.monitor else None)
+    token = _REPORTER.set(reporter)
     try:
         ret = run_job(
             task_function=_outcome_of(resolve_task(job.task)),
@@ -94,12 +97,84 @@ def run_trial(job: TrialJob) -> TrialOutcome:
 
 
 def run_jobs(jobs: list[TrialJob]) -> list[TrialOutcome]:
-    """One trial as a Hydra job, or several trials as one packed job."""
-    return [run_trial(jobs[0])] if len(jobs) == 1 else run_pack(jobs)
+    """One trial as a Hydra job, or several trials as one packed job; a trial with replicates as its
+    members' jobs, packed together when the task can pack (else one after another), its outcome theirs
+    combined."""
+    storage = open_storage(jobs[0].storage_url) if jobs[0].monitor else None
+    reporters = [_reporter(job, storage) if storage else None for job in jobs]
+    members: list[tuple[int, TrialJob, Reporter | None]] = []  # (the trial's index, job, reporter)
+    seeds: list[list[int]] = []
+    for i, (job, reporter) in enumerate(zip(jobs, reporters, strict=True)):
+        if job.replication is None:
+            members.append((i, job, reporter))
+            seeds.append([])
+            continue
+        configs = member_configs(job.config, job.replication)
+        seeds.append([seed for seed, _ in configs])
+        aggregator = (
+            Aggregator(reporter, job.monitor, len(configs), job.replication)
+            if reporter and job.monitor
+            else None
+        )
+        for k, (_, config) in enumerate(configs):
+            member = dataclasses.replace(job, config=config)
+            members.append((i, member, aggregator.member(k) if aggregator else None))
+    contract = contract_of(resolve_task(jobs[0].task))
+    if len(members) > 1 and contract is not None and contract.pack is not None:
+        outcomes = run_pack([job for _, job, _ in members], [r for _, _, r in members], contract.pack)
+    else:
+        outcomes = _one_after_another(members)
+    ended: list[list[TrialOutcome]] = [[] for _ in jobs]
+    for (i, _, _), outcome in zip(members, outcomes, strict=True):
+        ended[i].append(outcome)
+    return [
+        _combined(job, trial_seeds, results) if job.replication else results[0]
+        for job, trial_seeds, results in zip(jobs, seeds, ended, strict=True)
+    ]
 
 
-def run_pack(jobs: list[TrialJob]) -> list[TrialOutcome]:
-    """Several trials trained as one (the task's `Packing`): each keeps its own Hydra job folder, its
+def _one_after_another(members: list[tuple[int, TrialJob, Reporter | None]]) -> list[TrialOutcome]:
+    """Members run one at a time; once one of a trial's fails, diverges or is pruned, the trial's others
+    are not run (their outcome is that one's)."""
+    outcomes: list[TrialOutcome] = []
+    stopped: dict[int, TrialOutcome] = {}
+    for i, job, reporter in members:
+        if i in stopped:
+            outcomes.append(stopped[i])
+            continue
+        outcome = run_trial(job, reporter)
+        outcomes.append(outcome)
+        status = outcome.value.get("status") if isinstance(outcome.value, dict) else None
+        if job.replication is not None and (outcome.error is not None or status in ("diverged", "pruned")):
+            stopped[i] = outcome
+    return outcomes
+
+
+def _combined(job: TrialJob, seeds: list[int], outcomes: list[TrialOutcome]) -> TrialOutcome:
+    """A replicated trial's outcome: the first member's error (naming its seed), or the members' metrics
+    combined (`replicates.combine`) and the trial folder's summary written."""
+    replication = job.replication
+    assert replication is not None
+    for seed, outcome in zip(seeds, outcomes, strict=True):
+        if outcome.error is not None:
+            error = f"replicate {replication.label(seed)}: {outcome.error}"
+            return dataclasses.replace(outcome, error=error)
+    values = [o.value for o in outcomes]
+    if not all(isinstance(v, dict) for v in values):
+        return TrialOutcome(
+            error=f"replicates need a task that returns its metrics as a dict, got {values[0]!r}"
+        )
+    folder = Path(str(job.config.hydra.sweep.dir), str(job.config.hydra.sweep.subdir)).absolute()
+    metrics = combine(replication, seeds, values, folder)
+    try:
+        write_summary(folder, replication, metrics)
+    except Exception as err:
+        return _failed(err)
+    return TrialOutcome(value=metrics)
+
+
+def run_pack(jobs: list[TrialJob], reporters: list[Reporter | None], packing: Packing) -> list[TrialOutcome]:
+    """Several runs trained as one (the task's `Packing`): each keeps its own Hydra job folder, its
     .hydra/ records, its log file and its reporter; one training runs them all."""
     first = jobs[0]
     if first.in_worker:
@@ -109,19 +184,17 @@ def run_pack(jobs: list[TrialJob]) -> list[TrialOutcome]:
     root = logging.getLogger()
     handlers: list[logging.Handler] = []
     try:
-        packing = contract_of(resolve_task(first.task)).pack  # type: ignore[union-attr]
         prepared = [_prepare(job, configure_logging=i == 0) for i, job in enumerate(jobs)]
         template = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)
         for _, output_dir in prepared[1:] if template else []:  # the pack's lines in every member's log
             handlers.append(logging.FileHandler(output_dir / Path(template.baseFilename).name))
             handlers[-1].setFormatter(template.formatter)
             root.addHandler(handlers[-1])
-        storage = open_storage(first.storage_url) if first.monitor else None
-        values = packing.run(  # type: ignore[union-attr]
+        values = packing.run(
             [cfg for cfg, _ in prepared],
             [output_dir for _, output_dir in prepared],
-            [_reporter(job, storage) if storage else None for job in jobs],
-            [str(job.config.hydra.job.num) for job in jobs],
+            reporters,
+            [_label(job) for job in jobs],
         )
         return [TrialOutcome(value=value) for value in values]
     except Exception as err:
@@ -131,6 +204,12 @@ def run_pack(jobs: list[TrialJob]) -> list[TrialOutcome]:
             root.removeHandler(handler)
             handler.close()
         HydraConfig.instance().cfg = previous
+
+
+def _label(job: TrialJob) -> str:
+    """How the pack's log names a run: its trial's number, and a member's folder (`3/seed_1`)."""
+    number = str(job.config.hydra.job.num)
+    return f"{number}/{Path(str(job.config.hydra.sweep.subdir)).name}" if job.replication else number
 
 
 def _prepare(job: TrialJob, configure_logging: bool) -> tuple[DictConfig, Path]:
@@ -180,6 +259,7 @@ def resolve_task(ref: tuple[str, str]) -> Callable:
 
 
 def _reporter(job: TrialJob, storage: optuna.storages.BaseStorage) -> Reporter:
+    """Reports the monitored metric to the trial and asks its pruner (through the storage)."""
     pruner = build_from(PRUNERS, job.pruner, "hydra.sweeper.pruner")
     study = optuna.load_study(study_name=job.study_name, storage=storage, pruner=pruner)
     trial = optuna.trial.Trial(study, job.trial_id)

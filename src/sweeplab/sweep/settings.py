@@ -41,6 +41,15 @@ class SweeperSettings:
     # up to this many trials that differ only in packable values (seed, rates, dropout) are trained as
     # one packed model (sweeplab.packed); n_jobs x pack trials are in flight
     pack: int = 1
+    # train every configuration this many times, with different seeds, as ONE trial
+    # (sweeplab.sweep.replicates): the members set replicate_key to the config's value + 0..replicates-1,
+    # or to replicate_seeds; the trial's value (and what a pruner sees at each step) is the aggregate of
+    # theirs: mean, median, iqm (interquartile mean), min or max. A trial's members train as one pack
+    # (with `pack`, whole trials are added while the pack holds at most `pack` members)
+    replicates: int = 1
+    replicate_key: str = "trainer.seed"
+    replicate_seeds: list[int] | None = None
+    aggregate: str = "mean"
     # metrics the study optimises (keys of the run's summary) and, one each, maximize or minimize;
     # lists so that the command line replaces them whole: hydra.sweeper.objectives=[val_acc,params]
     objectives: list[str] = field(default_factory=lambda: ["val_acc"])

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from hydra.types import HydraContext
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution
 
 from sweeplab.config import ConfigError
 from sweeplab.sweep.composer import TrialComposer
 from sweeplab.sweep.lifecycle import StudySpec
+from sweeplab.sweep.replicates import AGGREGATES, Replication
 from sweeplab.sweep.settings import SweeperSettings
 from sweeplab.sweep.setups import Setup, expand_setups, plan_trials
 from sweeplab.sweep.space import (
@@ -30,7 +31,7 @@ from sweeplab.sweep.space import (
 from sweeplab.sweep.storage import absolute, default_storage, study_name_problem
 from sweeplab.sweep.study import PRUNERS, SAMPLERS, build_from
 from sweeplab.sweep.task import TaskContract
-from sweeplab.sweep.trial_config import fixed_values
+from sweeplab.sweep.trial_config import absent, fixed_values
 from sweeplab.sweep.validate import Problems, check_trials, closest
 
 log = logging.getLogger("sweeplab.sweep")
@@ -42,6 +43,7 @@ class SweepPlan:
     composer: TrialComposer
     objectives: dict[str, str]  # metric -> direction, in the order given
     monitor: str | None  # the metric reported to the pruner
+    replication: Replication | None = None  # hydra.sweeper.replicates above 1
 
 
 def plan_sweep(
@@ -110,10 +112,68 @@ def plan_sweep(
                 s.sampler["name"],
             )
     composer = TrialComposer(hydra_context, config, fixed, groups, params, setups)
+    replication = None
+    with problems.check():
+        replication = _replication(s, composer, fixed, {*params, *set_keys})
     check_trials(problems, composer, params, setups, contract.check if contract else None)
     problems.raise_if_any()
     spec = _spec(s, config, composer, objectives, params, setups, set_keys, fixed, grid)
-    return SweepPlan(spec, composer, objectives, monitor)
+    if replication is not None:  # a resumed study with other replicates is refused, like other changes
+        spec.signature["replicates"] = replication.signature()
+    return SweepPlan(spec, composer, objectives, monitor, replication)
+
+
+def _replication(
+    s: SweeperSettings, composer: TrialComposer, fixed: list[str], searched: set[str]
+) -> Replication | None:
+    """hydra.sweeper.replicates and its companions, checked; None for one run per trial."""
+    n, seeds, key = s.replicates, s.replicate_seeds, s.replicate_key
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError("hydra.sweeper.replicates", f"must be at least 1, got {n}")
+    if seeds is not None:
+        seeds = list(seeds)
+        if not seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
+            raise ConfigError("hydra.sweeper.replicate_seeds", f"must list integers, got {seeds}")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError("hydra.sweeper.replicate_seeds", f"lists a seed twice: {seeds}")
+        if n not in (1, len(seeds)):
+            raise ConfigError(
+                "hydra.sweeper.replicate_seeds", f"lists {len(seeds)} seeds but replicates is {n}: give one"
+            )
+        n = len(seeds)
+    if s.aggregate not in AGGREGATES:
+        raise ConfigError(
+            "hydra.sweeper.aggregate",
+            f"unknown aggregate {s.aggregate!r}{closest(str(s.aggregate), list(AGGREGATES))}; "
+            f"one of {', '.join(AGGREGATES)}",
+        )
+    if n == 1:
+        return None
+    if key in searched:
+        raise ConfigError(
+            "hydra.sweeper.replicate_key",
+            f"{key} is swept (params or setups) and replicated both: sweep it or replicate it, not both "
+            f"(replicates set it to each member's seed)",
+        )
+    base = composer.composed(tuple(fixed))
+    if absent(base, key) or not isinstance(OmegaConf.select(base, key), int):
+        raise ConfigError(
+            "hydra.sweeper.replicate_key",
+            f"{key!r} is not an integer key of the config{closest(key, _keys(base))}; "
+            "the members set it to their seeds",
+        )
+    return Replication(key=key, seeds=tuple(seeds) if seeds else None, n=n, aggregate=s.aggregate)
+
+
+def _keys(config: Any, prefix: str = "") -> list[str]:
+    """The dotted keys of a composed config (Hydra's own node left out), for a typo's suggestion."""
+    keys = []
+    for key in config:
+        if key == "hydra" and not prefix:
+            continue
+        value = config._get_node(key)
+        keys += _keys(value, f"{prefix}{key}.") if OmegaConf.is_dict(value) else [f"{prefix}{key}"]
+    return keys
 
 
 def _spec(

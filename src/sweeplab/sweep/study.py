@@ -67,6 +67,15 @@ def check_same_study(
                 "with, or start a new study with hydra.sweeper.study_name=NEW_NAME "
                 "(nothing stored was changed)."
             )
+    replicates = stored.get("replicates"), signature.get("replicates")  # absent: one run per trial
+    if replicates[0] != replicates[1]:
+        was, asked = (_replicates_text(r) for r in replicates)
+        raise SweeplabError(
+            f"study {name!r} in {where} was run with {was}, not {asked}: its trials would not be "
+            "comparable. Resume it with the replicates it was run with (hydra.sweeper.replicates and "
+            "companions), or start a new study with hydra.sweeper.study_name=NEW_NAME (nothing stored was "
+            "changed)."
+        )
     # studies made before fixed values were recorded take the current ones
     before = stored.get("fixed", signature["fixed"])
     changed = _differences(before, signature["fixed"]) if before != signature["fixed"] else ""
@@ -80,6 +89,13 @@ def check_same_study(
     if "fixed" not in stored or changed:
         study.set_user_attr("sweeplab", {**stored, "fixed": signature["fixed"]})
     return changed
+
+
+def _replicates_text(replicates: Mapping[str, Any] | None) -> str:
+    if not replicates:
+        return "one run per trial (replicates 1)"
+    seeds = f", seeds {replicates['seeds']}" if replicates["seeds"] else ""
+    return f"replicates {replicates['n']} of {replicates['key']}{seeds}, aggregate {replicates['aggregate']}"
 
 
 def _differences(stored: Mapping[str, Any], asked: Mapping[str, Any]) -> str:
