@@ -53,7 +53,9 @@ def test_report_reads_the_study_and_spec_of_a_sweep_file(tmp_path, sweeplab):
     assert done.returncode == 0, done.stdout
     out = tmp_path / "outputs" / "reports" / "mnist1d_mlp_ablation"
     header = (out / "table.csv").read_text().splitlines()[0]
-    assert header.startswith("model.hidden,model.activation,model.norm,val_acc,val_acc_std,test_acc")
+    assert header.startswith(
+        "model.hidden,model.activation,model.norm,val_acc,val_acc_std,val_acc_ci_low,val_acc_ci_high,test_acc"
+    )
     assert "| Hidden layers | Act. | Norm. |" in (out / "index.md").read_text()  # the file's own headers
 
 

@@ -59,10 +59,15 @@ def test_markdown_bolds_the_best_and_marks_changes(table):
     md = render.to_markdown(table)
     lines = md.splitlines()
     assert lines[0] == "| Layers | Act. | LR | Test acc. | Params | n | Δ Test acc. |"
-    assert lines[2] == "| (100) | relu | 2e-3 | 0.420 ± 0.014 | 15,210 | 2 | – |"
-    assert lines[3] == "| (100) | leaky_relu † | 5e-3 † | **0.470 ± 0.014** | 15,210 | 2 | +0.050 |"
-    assert lines[4] == "| (1024, 512) † | leaky_relu † | 5e-3 † | 0.300 | **99** | 1 | -0.120 |"
+    # n = 2: mean ± t(0.975, 1) = 12.706 times the standard error 0.01
+    assert lines[2] == "| (100) | relu | 2e-3 | 0.420 [0.293, 0.547] | 15,210 | 2 | – |"
+    # Welch: se sqrt(1e-4 + 1e-4), 2 degrees of freedom, t(0.975, 2) = 4.303; p = 0.072: no mark
+    assert lines[3] == (
+        "| (100) | leaky_relu † | 5e-3 † | **0.470 [0.343, 0.597]** | 15,210 | 2 | +0.050 [-0.011, +0.111] |"
+    )
+    assert lines[4] == "| (1024, 512) † | leaky_relu † | 5e-3 † | 0.300 | **99** | 1 | -0.120 |"  # n = 1
     assert "† changed from the baseline" in md
+    assert "95% confidence interval (Student's t)" in md and "(Welch's t); * where" in md
 
 
 def test_csv_keeps_raw_numbers_and_round_trips(table):
@@ -73,11 +78,25 @@ def test_csv_keeps_raw_numbers_and_round_trips(table):
         "optimizer.lr",
         "test_acc",
         "test_acc_std",
+        "test_acc_ci_low",
+        "test_acc_ci_high",
         "params",
         "params_std",
+        "params_ci_low",
+        "params_ci_high",
         "n",
+        "delta",
+        "delta_ci_low",
+        "delta_ci_high",
+        "p_value",
+        "significant",
         "trials",
     ]
+    assert back["test_acc_ci_low"].tolist() == pytest.approx(
+        [0.29294, 0.34294, float("nan")], abs=1e-5, nan_ok=True
+    )
+    assert back["delta"].tolist() == pytest.approx([float("nan"), 0.05, -0.12], nan_ok=True)
+    assert back["p_value"].iloc[1] == pytest.approx(0.07152, abs=1e-4) and not back["significant"].iloc[1]
     assert back["test_acc"].tolist() == pytest.approx([0.42, 0.47, 0.3])
     assert back["optimizer.lr"].tolist() == [0.002, 0.005, 0.005] and back["n"].tolist() == [2, 2, 1]
     assert back["trials"].tolist() == ["0 1", "2 3", "4"]
@@ -92,13 +111,17 @@ def test_html_is_self_contained_with_bold_and_changed_cells(table):
         and "<link" not in page
         and "<script" not in page
     )
-    assert "<b>0.470 ± 0.014</b>" in page and page.count("class='changed'") == len(table.changed) == 5
+    assert "<b>0.470 [0.343, 0.597]</b>" in page and page.count("class='changed'") == len(table.changed) == 5
+    assert "<p>Δ: the row&#x27;s Test acc. minus" in page  # the legend, escaped
 
 
 def test_latex_uses_booktabs_and_escapes(table):
     tex = render.to_latex(table, caption="MLP ablation")
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
-    assert "leaky\\_relu" in tex and "\\textbf{0.470 $\\pm$ 0.014}" in tex and "\\cellcolor{black!10}" in tex
+    assert (
+        "leaky\\_relu" in tex and "\\textbf{0.470 [0.343, 0.597]}" in tex and "\\cellcolor{black!10}" in tex
+    )
+    assert "\\par\\footnotesize $\\Delta$: the row's" in tex
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine (pdflatex) on this machine")

@@ -113,6 +113,11 @@ def plan_sweep(
             )
     composer = TrialComposer(hydra_context, config, fixed, groups, params, setups)
     replication = None
+    if s.aggregate not in AGGREGATES:
+        problems.add(
+            f"hydra.sweeper.aggregate: unknown aggregate {s.aggregate!r}"
+            f"{closest(str(s.aggregate), list(AGGREGATES))}; one of {', '.join(AGGREGATES)}"
+        )
     with problems.check():
         replication = _replication(s, composer, fixed, {*params, *set_keys})
     check_trials(problems, composer, params, setups, contract.check if contract else None)
@@ -141,12 +146,6 @@ def _replication(
                 "hydra.sweeper.replicate_seeds", f"lists {len(seeds)} seeds but replicates is {n}: give one"
             )
         n = len(seeds)
-    if s.aggregate not in AGGREGATES:
-        raise ConfigError(
-            "hydra.sweeper.aggregate",
-            f"unknown aggregate {s.aggregate!r}{closest(str(s.aggregate), list(AGGREGATES))}; "
-            f"one of {', '.join(AGGREGATES)}",
-        )
     if n == 1:
         return None
     if key in searched:
