@@ -14,16 +14,16 @@ import pytest
 from optuna.trial import TrialState
 
 from sweeplab.config import SweeplabError
-from sweeplab.sweep.lifecycle import HEARTBEAT, OWNER, QUEUE_AHEAD, SharedStudy, StudySpec
-from sweeplab.sweep.owner import this_process
-from sweeplab.sweep.spec import GridPlan
-from sweeplab.sweep.storage import (
+from sweeplab.engine.lifecycle import HEARTBEAT, OWNER, QUEUE_AHEAD, SharedStudy, StudySpec
+from sweeplab.engine.owner import this_process
+from sweeplab.engine.storage import (
     StudyLockBusy,
     masked,
     open_storage,
     open_storage_readonly,
     study_in_use,
 )
+from sweeplab.sweeper.spec import GridPlan
 
 POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")
 BACKENDS = [

@@ -7,8 +7,8 @@ from collections import Counter
 
 from tqdm import tqdm
 
+from sweeplab.engine.progress import Progress, clock_text
 from sweeplab.logs import BarSafeHandler
-from sweeplab.sweep.progress import Progress, clock_text
 from test_sweep import LR, SLOW_TRIALS, load, states
 
 

@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from sweeplab.packed import train_pack
-from sweeplab.sweep.replicates import Aggregator, Replication, combine
+from sweeplab.sweeper.replicates import Aggregator, Replication, combine
 from test_sweep import load, states, wait_for_rows
 
 RUN = ["trainer.max_steps=60", "trainer.eval_every=20", "trainer.batch_size=32", "trainer.progress=false"]
@@ -102,7 +102,7 @@ def test_each_aggregate_of_the_members_values(aggregate, value, tmp_path):
 def trial_reporter(study: optuna.Study):
     trial = study.ask()
 
-    def report(step: int, row: dict[str, float]) -> bool:  # as sweeplab.sweep.job's reporter does
+    def report(step: int, row: dict[str, float]) -> bool:  # as sweeplab.sweeper.job's reporter does
         trial.report(row["val_acc"], step)
         return trial.should_prune()
 

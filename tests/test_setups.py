@@ -3,7 +3,7 @@
 import pytest
 
 from sweeplab.config import ConfigError
-from sweeplab.sweep.setups import expand_setups
+from sweeplab.sweeper.setups import expand_setups
 
 
 def test_ablation_rows_build_on_the_changes_kept_so_far():

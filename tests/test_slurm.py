@@ -18,9 +18,9 @@ import pytest
 import submitit
 from optuna.trial import TrialState
 
-from sweeplab.slurm.cluster import Cluster, check_submission
-from sweeplab.slurm.worker import WorkerSpec, run_worker
-from sweeplab.sweep.settings import SlurmSettings
+from sweeplab.sweeper.settings import SlurmSettings
+from sweeplab.sweeper.slurm.cluster import Cluster, check_submission
+from sweeplab.sweeper.slurm.worker import WorkerSpec, run_worker
 
 POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")
 

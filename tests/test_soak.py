@@ -12,7 +12,7 @@ import optuna
 import pytest
 import sqlalchemy
 
-from sweeplab.sweep.storage import open_storage
+from sweeplab.engine.storage import open_storage
 from test_sweep import states
 
 POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")

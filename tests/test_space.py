@@ -5,8 +5,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from sweeplab.config import ConfigError
-from sweeplab.sweep.space import as_scalar, describe, override_text, parse_params, split_overrides
-from sweeplab.sweep.spec import _command
+from sweeplab.sweeper.space import as_scalar, describe, override_text, parse_params, split_overrides
+from sweeplab.sweeper.spec import _command
 
 
 def one(expression: str, group: bool = False):

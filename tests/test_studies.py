@@ -17,7 +17,7 @@ from sweeplab.losses import build_loss
 from sweeplab.models import create_model
 from sweeplab.optim import build_optimizer
 from sweeplab.paths import config_dir
-from sweeplab.sweep.setups import expand_setups
+from sweeplab.sweeper.setups import expand_setups
 from sweeplab.train.options import TrainerOptions
 
 SWEEPS = sorted(p.stem for p in (config_dir() / "sweep").glob("*.yaml"))

@@ -12,9 +12,9 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from sweeplab.data.formats import write_mnist
+from sweeplab.engine.storage import open_storage
 from sweeplab.paths import config_dir
-from sweeplab.sweep.space import parse_params, space_signature, split_overrides
-from sweeplab.sweep.storage import open_storage
+from sweeplab.sweeper.space import parse_params, space_signature, split_overrides
 
 FAST = ["trainer.max_steps=40", "trainer.eval_every=10"]
 SLOW_TRIALS = ["trainer.max_steps=1500", "trainer.eval_every=100"]  # long enough to be killed mid-trial
@@ -301,7 +301,7 @@ def test_two_commands_on_one_storage_stop_together_at_n_trials(tmp_path, sweepla
 
 
 def test_every_sampler_and_pruner_builds():
-    from sweeplab.sweep.study import PRUNERS, SAMPLERS, build_from
+    from sweeplab.engine.study import PRUNERS, SAMPLERS, build_from
 
     for name in SAMPLERS:
         context = {"search_space": {"x": [1, 2]}} if name == "grid" else {}
@@ -314,7 +314,7 @@ def test_every_sampler_and_pruner_builds():
 
 def test_unknown_sampler_option_is_named():
     from sweeplab.config import ConfigError
-    from sweeplab.sweep.study import SAMPLERS, build_from
+    from sweeplab.engine.study import SAMPLERS, build_from
 
     with pytest.raises(ConfigError, match=r"hydra\.sweeper\.sampler: tpe: .*n_startup"):
         build_from(SAMPLERS, {"name": "tpe", "n_startup": 3}, "hydra.sweeper.sampler")

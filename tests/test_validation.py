@@ -15,10 +15,10 @@ import sqlalchemy
 from optuna.exceptions import StorageInternalError
 
 from sweeplab.cli import _expected_faults
+from sweeplab.engine.storage import open_storage, storage_failure, study_name_problem
 from sweeplab.files import EnvironmentFault
-from sweeplab.sweep.settings import SweeperSettings
-from sweeplab.sweep.storage import open_storage, storage_failure, study_name_problem
-from sweeplab.sweep.validate import closest
+from sweeplab.sweeper.settings import SweeperSettings
+from sweeplab.sweeper.validate import closest
 from test_sweep import FAST, LR, load, states
 
 REFUSED = "sweep refused (nothing was run or stored): "
@@ -188,7 +188,7 @@ hydra:
     preview = sweeplab("train", f"--config-dir={tmp_path / 'mine'}", "sweep=short", "--dry-run", *FAST)
     assert preview.returncode == 0, preview.stdout
     assert "sampler: random\n" in preview.stdout and "pruner: median, watching val_acc\n" in preview.stdout
-    # a sweep file carries the SLURM resources too (sweeplab.slurm); a dry run submits nothing
+    # a sweep file carries the SLURM resources too (sweeplab.sweeper.slurm); a dry run submits nothing
     text = (sweep_dir / "short.yaml").read_text()
     slurm = (
         "    slurm: {jobs: 8, partition: gpu, timeout_min: 240, additional_parameters: {constraint: a100}}\n"

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from sweeplab.config import SweeplabError
 from sweeplab.files import EnvironmentFault, environment_fault
 from sweeplab.paths import config_dir, register_resolvers
-from sweeplab.sweep.task import Packing, sweep_task
+from sweeplab.sweeper.task import Packing, sweep_task
 from sweeplab.train.metrics import INTERMEDIATE, METRICS
 
 log = logging.getLogger("sweeplab")
@@ -80,7 +80,7 @@ def _packable_keys(cfg: DictConfig) -> set[str]:
 )
 def train_app(cfg: DictConfig) -> dict:
     """One run; under `-m`, one trial of the sweep, reporting to it through `current_reporter()`."""
-    from sweeplab.sweep.job import current_reporter
+    from sweeplab.sweeper.job import current_reporter
     from sweeplab.train import train  # torch loads only when a run starts, not for --help
 
     hydra_cfg = HydraConfig.get()
@@ -169,7 +169,7 @@ def _expected_faults(run: Callable[[], None]) -> tuple[int, str]:
     from optuna.exceptions import StorageInternalError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sweeplab.sweep.storage import storage_failure, study_gone
+    from sweeplab.engine.storage import storage_failure, study_gone
 
     try:
         run()
@@ -220,7 +220,7 @@ def _unknown_key(err: Exception) -> str | None:
     parent = getattr(cause, "parent_node", None)
     if not isinstance(cause, ConfigAttributeError | ConfigKeyError) or not isinstance(parent, DictConfig):
         return None
-    from sweeplab.sweep.validate import closest
+    from sweeplab.sweeper.validate import closest
 
     prefix = cause.full_key.rpartition(".")[0]
     known = [f"{prefix}.{k}" if prefix else str(k) for k in parent if not str(k).startswith("_")]

@@ -16,9 +16,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.config import SweeplabError
-from sweeplab.sweep.lifecycle import HEARTBEAT, OWNER
-from sweeplab.sweep.owner import Owner
-from sweeplab.sweep.storage import (
+from sweeplab.engine.lifecycle import HEARTBEAT, OWNER
+from sweeplab.engine.owner import Owner
+from sweeplab.engine.storage import (
     StudyLockBusy,
     absolute,
     checked_study_name,

@@ -1,5 +1,5 @@
 """The plugin Hydra discovers: the `hydra/sweeper=sweeplab` config and a thin Sweeper that hands the
-work to `sweeplab.sweep.controller`. Hydra imports this module at every start: it imports nothing heavy."""
+work to `sweeplab.sweeper.controller`. Hydra imports this module at every start: it imports nothing heavy."""
 
 import logging
 from typing import Any
@@ -10,7 +10,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.paths import register_resolvers
-from sweeplab.sweep.settings import SweeperSettings
+from sweeplab.sweeper.settings import SweeperSettings
 
 register_resolvers()
 ConfigStore.instance().store(
@@ -31,9 +31,9 @@ class SweeplabSweeper(Sweeper):
         from sqlalchemy.exc import SQLAlchemyError
 
         from sweeplab.config import SweeplabError
+        from sweeplab.engine.storage import default_storage, storage_failure, study_gone
         from sweeplab.files import EnvironmentFault
-        from sweeplab.sweep.controller import SweepController
-        from sweeplab.sweep.storage import default_storage, storage_failure, study_gone
+        from sweeplab.sweeper.controller import SweepController
 
         log = logging.getLogger("sweeplab.sweep")
         try:

@@ -23,9 +23,10 @@ from sweeplab.data import InputPipeline
 from sweeplab.packed.layers import NotPackable, PackedModel
 from sweeplab.packed.optim import PackedOptimizer
 from sweeplab.train.evaluate import Evaluation
-from sweeplab.train.loop import Outcome, Reporter, Trial, record_evaluation
+from sweeplab.train.loop import record_evaluation
 from sweeplab.train.records import RunRecorder
 from sweeplab.train.resume import loop_state, restore
+from sweeplab.train.trial import Outcome, Reporter, Trial
 
 log = logging.getLogger("sweeplab.train.loop")
 
@@ -279,7 +280,7 @@ def _evaluate_members(
 
 
 def settle_shared(pack: list[Member]) -> None:
-    """The replicates of one trial share a reporter (`sweeplab.sweep.replicates.MemberReporter`) that
+    """The replicates of one trial share a reporter (`sweeplab.sweeper.replicates.MemberReporter`) that
     decides once the last of them has reported a step: the members that reported before it learn here
     whether their trial stops (pruned on the aggregate, or one of them diverged)."""
     for m in pack:

@@ -13,8 +13,9 @@ from tqdm.auto import tqdm
 from sweeplab.packed.keys import pack_structure
 from sweeplab.packed.layers import NotPackable
 from sweeplab.packed.loop import Member, fit_pack, global_rng, settle_shared, start_member
-from sweeplab.train.loop import Reporter, Result, announce, build_trial, conclude, train
+from sweeplab.train.loop import announce, build_trial, conclude, train
 from sweeplab.train.records import RunRecorder
+from sweeplab.train.trial import Reporter, Result
 
 log = logging.getLogger("sweeplab.packed")
 

@@ -16,6 +16,14 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from sweeplab.config import SweeplabError
+from sweeplab.engine.storage import (
+    checked_study_name,
+    default_storage,
+    masked,
+    open_storage_readonly,
+    storage_file,
+    studies_folder,
+)
 from sweeplab.files import write_atomic
 from sweeplab.paths import config_dir
 from sweeplab.report import render
@@ -24,14 +32,6 @@ from sweeplab.report.folder import check_out, report_folder
 from sweeplab.report.frame import python_value, studies_frame
 from sweeplab.report.stats import METHODS
 from sweeplab.report.tables import Statistics, Table, build_table, marginals
-from sweeplab.sweep.storage import (
-    checked_study_name,
-    default_storage,
-    masked,
-    open_storage_readonly,
-    storage_file,
-    studies_folder,
-)
 
 log = logging.getLogger(__name__)
 FORMATS = {"md": render.to_markdown, "tex": render.to_latex, "csv": render.to_csv, "html": render.to_html}

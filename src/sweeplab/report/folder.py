@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sweeplab.config import SweeplabError
+from sweeplab.engine.owner import pid_exists
 from sweeplab.files import write_atomic
-from sweeplab.sweep.owner import pid_exists
 
 MANIFEST = ".sweeplab-report.json"  # the files a report wrote, with their hashes
 WRITING = ".sweeplab-report-writing"  # in a new folder until it is complete: all of it is a report's

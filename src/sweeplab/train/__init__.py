@@ -4,11 +4,12 @@
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sweeplab.train.loop import Reporter, Result, train
+    from sweeplab.train.loop import train
     from sweeplab.train.options import TrainerOptions
+    from sweeplab.train.trial import Reporter, Result
 
 __all__ = ["Reporter", "Result", "TrainerOptions", "train"]
-_WHERE = {"Reporter": "loop", "Result": "loop", "train": "loop", "TrainerOptions": "options"}
+_WHERE = {"Reporter": "trial", "Result": "trial", "train": "loop", "TrainerOptions": "options"}
 
 
 def __getattr__(name: str) -> Any:

@@ -6,82 +6,27 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch import nn
 from tqdm.auto import tqdm
 
 from sweeplab.config import to_dict
-from sweeplab.data import DataSplits, InputPipeline, build_inputs, load_data
+from sweeplab.data import DataSplits, build_inputs, load_data
 from sweeplab.losses import build_loss
 from sweeplab.models import count_parameters, create_model
-from sweeplab.optim import Schedule, build_optimizer, build_schedule
+from sweeplab.optim import build_optimizer, build_schedule
 from sweeplab.stopping import Interrupted, steps_running, stop_asked
 from sweeplab.train.check import check_config
-from sweeplab.train.evaluate import Evaluation, evaluate
-from sweeplab.train.options import TrainerOptions, describe_budget
+from sweeplab.train.evaluate import Evaluation
+from sweeplab.train.options import describe_budget
 from sweeplab.train.records import RunRecorder
 from sweeplab.train.resume import loop_state, restore
+from sweeplab.train.trial import Outcome, Reporter, Result, Trial
 
 log = logging.getLogger(__name__)
-
-Status = Literal["completed", "diverged", "pruned"]
-# Called after each evaluation with (step, history row); returning True stops the run as "pruned".
-Reporter = Callable[[int, dict[str, float]], bool]
-
-
-@dataclass
-class Result:
-    status: Status
-    metrics: dict[str, Any]
-    history: list[dict[str, float]] = field(default_factory=list)
-    output_dir: Path | None = None
-
-
-@dataclass
-class Trial:
-    """Everything a run is built from, on its device, ready to train."""
-
-    opts: TrainerOptions
-    device: torch.device
-    data: DataSplits
-    inputs: InputPipeline
-    model: nn.Module
-    loss_fn: nn.Module
-    optimizer: torch.optim.Optimizer
-    schedule: Schedule
-    total_steps: int
-    steps_per_epoch: int
-
-    def autocast(self) -> torch.autocast:
-        dtype = self.opts.autocast_dtype()
-        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
-
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
-        return evaluate(
-            self.model,
-            self.inputs,
-            self.loss_fn,
-            x,
-            y,
-            self.data.num_classes,
-            self.opts.eval_batch_size,
-            self.autocast(),
-        )
-
-
-@dataclass
-class Outcome:
-    status: Status
-    steps: int
-    seconds: float
-    best_val_acc: float = -1.0
-    best_step: int = 0
-    best_state: dict[str, torch.Tensor] | None = None
 
 
 def train(cfg: DictConfig, output_dir: Path | None = None, reporter: Reporter | None = None) -> Result:

@@ -2,19 +2,18 @@
 next (model, optimizer, scheduler, gradient scaler, the data order and every random number generator),
 so that a run resumed from an evaluation ends with the numbers it would have had uninterrupted."""
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from sweeplab.train.loop import Outcome, Trial
+from sweeplab.train.trial import Outcome, Trial
 
 
 def loop_state(
-    trial: "Trial",
+    trial: Trial,
     scaler: torch.amp.GradScaler,
     generator: torch.Generator,
-    outcome: "Outcome",
+    outcome: Outcome,
     order: torch.Tensor,
     pos: int,
     partial: tuple[torch.Tensor, torch.Tensor, int] | None = None,
@@ -40,10 +39,10 @@ def loop_state(
 
 
 def restore(
-    trial: "Trial",
+    trial: Trial,
     scaler: torch.amp.GradScaler,
     generator: torch.Generator,
-    outcome: "Outcome",
+    outcome: Outcome,
     state: dict[str, Any],
 ) -> tuple[torch.Tensor, int]:
     device = trial.device

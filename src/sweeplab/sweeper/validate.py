@@ -18,10 +18,10 @@ from typing import NamedTuple
 from omegaconf import DictConfig
 
 from sweeplab.config import SweeplabError
-from sweeplab.sweep.composer import TrialComposer
-from sweeplab.sweep.setups import Setup
-from sweeplab.sweep.space import Param
-from sweeplab.sweep.trial_config import absent, with_values
+from sweeplab.sweeper.composer import TrialComposer
+from sweeplab.sweeper.setups import Setup
+from sweeplab.sweeper.space import Param
+from sweeplab.sweeper.trial_config import absent, with_values
 
 MAX_KINDS = 64  # compositions of group choices and setups checked, at about 0.1 s each
 MAX_CHECKS = 200  # builds of trial objects per sweep check, at a few ms each

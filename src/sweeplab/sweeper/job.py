@@ -25,12 +25,12 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, open_dict, read_write
 
 from sweeplab.config import SweeplabError
+from sweeplab.engine.storage import open_storage
+from sweeplab.engine.study import PRUNERS, build_from
 from sweeplab.files import environment_fault
 from sweeplab.paths import register_resolvers
-from sweeplab.sweep.replicates import Aggregator, Replication, combine, member_configs, write_summary
-from sweeplab.sweep.storage import open_storage
-from sweeplab.sweep.study import PRUNERS, build_from
-from sweeplab.sweep.task import Packing, contract_of
+from sweeplab.sweeper.replicates import Aggregator, Replication, combine, member_configs, write_summary
+from sweeplab.sweeper.task import Packing, contract_of
 
 register_resolvers()  # a spawned worker resolves the job config
 Reporter = Callable[[int, dict[str, float]], bool]
@@ -62,7 +62,6 @@ class TrialOutcome:
     error: str | None = None
     traceback: str | None = None
     fatal: bool = False  # a fault of the machine: every later trial would fail alike
-    worker_died: bool = False
 
 
 def _failed(err: BaseException) -> TrialOutcome:

@@ -7,8 +7,8 @@ from typing import Any
 
 @dataclass
 class SlurmSettings:
-    """`hydra.sweeper.slurm`: run the study's trials as SLURM jobs (sweeplab.slurm). The resource names
-    are those of Hydra's submitit launcher."""
+    """`hydra.sweeper.slurm`: run the study's trials as SLURM jobs (sweeplab.sweeper.slurm). The resource
+    names are those of Hydra's submitit launcher."""
 
     jobs: int = 0  # worker jobs, submitted as one job array; 0: run the trials here, without SLURM
     partition: str | None = None  # null: the cluster's default partition
@@ -42,7 +42,7 @@ class SweeperSettings:
     # one packed model (sweeplab.packed); n_jobs x pack trials are in flight
     pack: int = 1
     # train every configuration this many times, with different seeds, as ONE trial
-    # (sweeplab.sweep.replicates): the members set replicate_key to the config's value + 0..replicates-1,
+    # (sweeplab.sweeper.replicates): the members set replicate_key to the config's value + 0..replicates-1,
     # or to replicate_seeds; the trial's value (and what a pruner sees at each step) is the aggregate of
     # theirs: mean, median, iqm (interquartile mean), min or max. A trial's members train as one pack
     # (with `pack`, whole trials are added while the pack holds at most `pack` members)
@@ -60,7 +60,7 @@ class SweeperSettings:
     params: dict[str, str] = field(default_factory=dict)  # key: Hydra sweep expression
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # configurations to run first (a baseline)
     # an ordered list of configurations ({key: value, name: ...}), run in this order for each combination
-    # of the params; see sweeplab.sweep.setups
+    # of the params; see sweeplab.sweeper.setups
     setups: list[dict[str, Any]] = field(default_factory=list)
     ablation: bool = False  # setups after the first change only what they name, on top of the kept ones
     # times a trial whose process died (killed, out of memory) is queued again; it resumes from its last

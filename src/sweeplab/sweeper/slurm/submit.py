@@ -1,7 +1,7 @@
 """`sweeplab train -m ... hydra.sweeper.slurm.jobs=N` on a login node: the study is created (or found) in
 its shared storage, then N worker jobs, one job array, are submitted through submitit. Each job runs the
-same command as a worker (`sweeplab.slurm.worker`). The command then follows the study, from the storage,
-until it is done or every job has ended; `--detach` returns at once with the job ids instead.
+same command as a worker (`sweeplab.sweeper.slurm.worker`). The command then follows the study, from the
+storage, until it is done or every job has ended; `--detach` returns at once with the job ids instead.
 """
 
 import logging
@@ -15,14 +15,14 @@ from pathlib import Path
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.config import SweeplabError
+from sweeplab.engine.lifecycle import DONE, SharedStudy
+from sweeplab.engine.progress import Progress
+from sweeplab.engine.storage import masked
 from sweeplab.files import EnvironmentFault
-from sweeplab.slurm.worker import WorkerSpec, run_worker
-from sweeplab.sweep.lifecycle import DONE, SharedStudy
-from sweeplab.sweep.progress import Progress
-from sweeplab.sweep.settings import SweeperSettings
-from sweeplab.sweep.storage import masked
+from sweeplab.sweeper.settings import SweeperSettings
+from sweeplab.sweeper.slurm.worker import WorkerSpec, run_worker
 
-log = logging.getLogger("sweeplab.slurm")
+log = logging.getLogger("sweeplab.sweeper.slurm")
 POLL = 2.0  # seconds between looks at the study
 QUEUE_POLL = 15.0  # seconds between looks at the queue (squeue asks the controller: not too often)
 SQUEUE_PATIENCE = 600.0  # seconds of failing `squeue` after which the command stops following

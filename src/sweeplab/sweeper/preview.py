@@ -6,11 +6,11 @@ import logging
 
 import optuna
 
-from sweeplab.sweep.lifecycle import draw_seed
-from sweeplab.sweep.settings import SlurmSettings
-from sweeplab.sweep.spec import SweepPlan
-from sweeplab.sweep.storage import masked
-from sweeplab.sweep.study import SAMPLERS, build_from
+from sweeplab.engine.lifecycle import draw_seed
+from sweeplab.engine.storage import masked
+from sweeplab.engine.study import SAMPLERS, build_from
+from sweeplab.sweeper.settings import SlurmSettings
+from sweeplab.sweeper.spec import SweepPlan
 
 log = logging.getLogger("sweeplab.sweep")
 SHOWN = 5  # trials previewed

@@ -15,12 +15,14 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution
 
 from sweeplab.config import ConfigError
-from sweeplab.sweep.composer import TrialComposer
-from sweeplab.sweep.lifecycle import StudySpec
-from sweeplab.sweep.replicates import AGGREGATES, Replication
-from sweeplab.sweep.settings import SweeperSettings
-from sweeplab.sweep.setups import Setup, expand_setups, plan_trials
-from sweeplab.sweep.space import (
+from sweeplab.engine.lifecycle import StudySpec
+from sweeplab.engine.storage import absolute, default_storage, study_name_problem
+from sweeplab.engine.study import PRUNERS, SAMPLERS, build_from
+from sweeplab.sweeper.composer import TrialComposer
+from sweeplab.sweeper.replicates import AGGREGATES, Replication
+from sweeplab.sweeper.settings import SweeperSettings
+from sweeplab.sweeper.setups import Setup, expand_setups, plan_trials
+from sweeplab.sweeper.space import (
     Param,
     as_scalar,
     comma_lists,
@@ -28,11 +30,9 @@ from sweeplab.sweep.space import (
     space_signature,
     split_overrides,
 )
-from sweeplab.sweep.storage import absolute, default_storage, study_name_problem
-from sweeplab.sweep.study import PRUNERS, SAMPLERS, build_from
-from sweeplab.sweep.task import TaskContract
-from sweeplab.sweep.trial_config import absent, fixed_values
-from sweeplab.sweep.validate import Problems, check_trials, closest
+from sweeplab.sweeper.task import TaskContract
+from sweeplab.sweeper.trial_config import absent, fixed_values
+from sweeplab.sweeper.validate import Problems, check_trials, closest
 
 log = logging.getLogger("sweeplab.sweep")
 

@@ -11,10 +11,10 @@ from omegaconf import DictConfig, open_dict
 from optuna.trial import Trial
 
 from sweeplab.config import SweeplabError
-from sweeplab.sweep.job import TrialJob
-from sweeplab.sweep.setups import Setup
-from sweeplab.sweep.space import Param
-from sweeplab.sweep.trial_config import absent, plain, with_values
+from sweeplab.sweeper.job import TrialJob
+from sweeplab.sweeper.setups import Setup
+from sweeplab.sweeper.space import Param
+from sweeplab.sweeper.trial_config import absent, plain, with_values
 
 log = logging.getLogger("sweeplab.sweep")
 

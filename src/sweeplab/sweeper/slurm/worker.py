@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-log = logging.getLogger("sweeplab.slurm")
+log = logging.getLogger("sweeplab.sweeper.slurm")
 WORKER_ENV = "SWEEPLAB_SLURM_WORKER"  # set in a worker job: the sweeper runs trials instead of submitting
 PREEMPTED = 128 + signal.SIGUSR2  # the sweep's exit code after SIGUSR2
 

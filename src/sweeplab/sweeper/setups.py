@@ -18,7 +18,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from sweeplab.config import ConfigError
-from sweeplab.sweep.space import Param, override_text, to_param
+from sweeplab.sweeper.space import Param, override_text, to_param
 
 FIELD = "hydra.sweeper.setups"
 

@@ -5,12 +5,12 @@ submitted, `submit` submits and follows, `worker` is what runs in a job."""
 from pathlib import Path
 
 from sweeplab.config import SweeplabError
-from sweeplab.slurm.cluster import check_settings, check_submission, read_cluster
-from sweeplab.slurm.submit import submit_study
-from sweeplab.slurm.worker import in_worker as in_slurm_worker
-from sweeplab.slurm.worker import job_record
-from sweeplab.sweep.settings import SlurmSettings
-from sweeplab.sweep.validate import SweepRefused
+from sweeplab.sweeper.settings import SlurmSettings
+from sweeplab.sweeper.slurm.cluster import check_settings, check_submission, read_cluster
+from sweeplab.sweeper.slurm.submit import submit_study
+from sweeplab.sweeper.slurm.worker import in_worker as in_slurm_worker
+from sweeplab.sweeper.slurm.worker import job_record
+from sweeplab.sweeper.validate import SweepRefused
 
 __all__ = ["check_cluster", "in_slurm_worker", "job_record", "submit_study"]
 

@@ -22,20 +22,20 @@ from omegaconf import DictConfig
 from optuna.trial import Trial
 
 from sweeplab.config import SweeplabError
+from sweeplab.engine.folders import FolderTaken, TrialFolders
+from sweeplab.engine.lifecycle import DONE, SharedStudy
+from sweeplab.engine.progress import Progress
+from sweeplab.engine.storage import masked, open_storage, study_in_use
+from sweeplab.engine.workers import InlineRunner, WorkerDied, WorkerPool
 from sweeplab.files import EnvironmentFault, writable_or_fault
-from sweeplab.slurm import check_cluster, in_slurm_worker, job_record, submit_study
 from sweeplab.stopping import Interrupted, signals_raise
-from sweeplab.sweep.folders import FolderTaken, TrialFolders
-from sweeplab.sweep.job import TrialJob, TrialOutcome, task_reference
-from sweeplab.sweep.lifecycle import DONE, SharedStudy
-from sweeplab.sweep.packs import PackMatcher
-from sweeplab.sweep.preview import preview
-from sweeplab.sweep.progress import Progress
-from sweeplab.sweep.settings import SweeperSettings
-from sweeplab.sweep.spec import SweepPlan, plan_sweep
-from sweeplab.sweep.storage import masked, open_storage, study_in_use
-from sweeplab.sweep.task import contract_of
-from sweeplab.sweep.workers import InlineRunner, WorkerPool
+from sweeplab.sweeper.job import TrialJob, TrialOutcome, run_jobs, task_reference
+from sweeplab.sweeper.packs import PackMatcher
+from sweeplab.sweeper.preview import preview
+from sweeplab.sweeper.settings import SweeperSettings
+from sweeplab.sweeper.slurm import check_cluster, in_slurm_worker, job_record, submit_study
+from sweeplab.sweeper.spec import SweepPlan, plan_sweep
+from sweeplab.sweeper.task import contract_of
 
 log = logging.getLogger("sweeplab.sweep")
 
@@ -117,7 +117,7 @@ class SweepController:
         self.started = time.monotonic()
         self.slurm_job = job_record()  # this SLURM worker job's id and log file; None elsewhere
         self.progress = Progress(self.shared.spec.n_trials, self.shared.count(*DONE))
-        runner = WorkerPool(self.s.n_jobs) if self.s.n_jobs > 1 else InlineRunner()
+        runner = WorkerPool(self.s.n_jobs, run_jobs) if self.s.n_jobs > 1 else InlineRunner(run_jobs)
         try:
             with signals_raise(worker=self.slurm_job is not None), self.progress.shown():
                 self._loop(runner)
@@ -156,7 +156,7 @@ class SweepController:
                 continue
             others = self.shared.elsewhere()
             if self.stop is not None or self.timed_out or not others or self.slurm_job:
-                return  # a SLURM worker leaves others' trials to their jobs (module sweeplab.slurm.worker)
+                return  # a SLURM worker leaves others' trials to their jobs (sweeplab.sweeper.slurm.worker)
             if time.monotonic() - waited > 30:  # say what it waits for, every 30 s
                 waited = time.monotonic()
                 for t in others:
@@ -226,8 +226,8 @@ class SweepController:
             raise
         return job
 
-    def _finish(self, trial: Trial, outcome: TrialOutcome) -> None:
-        if outcome.worker_died:
+    def _finish(self, trial: Trial, outcome: TrialOutcome | WorkerDied) -> None:
+        if isinstance(outcome, WorkerDied):
             log.error("trial %d: %s", trial.number, outcome.error)
             self.shared.fail(trial, str(outcome.error), requeue=True, counts_as_retry=True)
             return self._ended(trial, "FAIL", "(queued again)")
@@ -240,7 +240,7 @@ class SweepController:
             return self._failed(trial, outcome.error, outcome.traceback)
         value = outcome.value
         metrics = dict(value) if isinstance(value, dict) else {next(iter(self.objectives)): value}
-        if "replicates" in metrics:  # each member's seed and metrics (sweeplab.sweep.replicates)
+        if "replicates" in metrics:  # each member's seed and metrics (sweeplab.sweeper.replicates)
             trial.set_user_attr("replicates", [_json_safe(m) for m in metrics.pop("replicates")])
         trial.set_user_attr("metrics", _json_safe(metrics))
         status = metrics.get("status", "completed")

@@ -15,27 +15,38 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from sweeplab.sweep.job import TrialJob, TrialOutcome, run_jobs
-
 PR_SET_PDEATHSIG = 1
+# What a runner runs: a job (one trial, or a pack of them) -> one outcome per trial. A module-level
+# function, so that a spawned worker can import it by name.
+Run = Callable[[Any], list]
+
+
+@dataclass(frozen=True)
+class WorkerDied:
+    """The outcome of each trial of a job whose worker process died (killed, out of memory)."""
+
+    error: str
 
 
 class InlineRunner:
     """`n_jobs: 1`: each trial runs in this process as it is submitted."""
 
-    def __init__(self) -> None:
-        self._done: list[tuple[tuple[int, ...], list[TrialOutcome]]] = []
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self._done: list[tuple[tuple[int, ...], list]] = []
 
     def free(self) -> int:
         return 0 if self._done else 1
 
-    def submit(self, key: tuple[int, ...], jobs: list[TrialJob]) -> None:
-        self._done.append((key, run_jobs(jobs)))
+    def submit(self, key: tuple[int, ...], job: Any) -> None:
+        self._done.append((key, self.run(job)))
 
-    def wait(self, timeout: float) -> list[tuple[tuple[int, ...], list[TrialOutcome]]]:
+    def wait(self, timeout: float) -> list[tuple[tuple[int, ...], list]]:
         done, self._done = self._done, []
         return done
 
@@ -44,14 +55,14 @@ class InlineRunner:
 
 
 class WorkerPool:
-    def __init__(self, n_jobs: int) -> None:
+    def __init__(self, n_jobs: int, run: Run) -> None:
         import torch  # the controller only asks how many GPUs there are; it never initialises CUDA
 
         # in a SLURM job, its share of the node (cpus_per_task), not every core of the node
         cpus = int(os.environ.get("SLURM_CPUS_PER_TASK") or os.cpu_count() or 1)
         self.threads = max(1, cpus // n_jobs)
         self.gpus = torch.cuda.device_count()
-        self.context = mp.get_context("spawn")
+        self.context, self.run = mp.get_context("spawn"), run
         self.workers = [self._start(slot) for slot in range(n_jobs)]
         self.busy: dict[int, tuple[int, ...]] = {}  # slot -> the trials it runs (one, or a pack)
 
@@ -59,7 +70,9 @@ class WorkerPool:
         ours, theirs = self.context.Pipe()
         gpu = str(slot % self.gpus) if self.gpus else None
         process = self.context.Process(
-            target=_serve, args=(theirs, self.threads, gpu, os.getpid()), name=f"trial-worker-{slot}"
+            target=_serve,
+            args=(theirs, self.run, self.threads, gpu, os.getpid()),
+            name=f"trial-worker-{slot}",
         )
         # Started with Ctrl-C ignored, which a new Python keeps: a Ctrl-C to the terminal's group while a
         # worker is still starting up (before _serve ignores it too) must not print its traceback.
@@ -74,14 +87,14 @@ class WorkerPool:
     def free(self) -> int:
         return len(self.workers) - len(self.busy)
 
-    def submit(self, key: tuple[int, ...], jobs: list[TrialJob]) -> None:
+    def submit(self, key: tuple[int, ...], job: Any) -> None:
         slot = next(s for s in range(len(self.workers)) if s not in self.busy)
-        self.workers[slot][1].send(jobs)
+        self.workers[slot][1].send(job)
         self.busy[slot] = key
 
-    def wait(self, timeout: float) -> list[tuple[tuple[int, ...], list[TrialOutcome]]]:
+    def wait(self, timeout: float) -> list[tuple[tuple[int, ...], list]]:
         """The trials that ended within `timeout` seconds, with their outcomes; a worker that died gives
-        its trials an error outcome and is replaced."""
+        its trials a `WorkerDied` outcome and is replaced."""
         handles = {}
         for slot in self.busy:
             process, conn = self.workers[slot]
@@ -97,8 +110,7 @@ class WorkerPool:
                     outcome = None
             if outcome is None:
                 process.join(5)
-                died = TrialOutcome(error=_death(process.exitcode), worker_died=True)
-                outcome = [died] * len(self.busy[slot])
+                outcome = [WorkerDied(_death(process.exitcode))] * len(self.busy[slot])
                 conn.close()
                 self.workers[slot] = self._start(slot)
             done.append((self.busy.pop(slot), outcome))
@@ -131,7 +143,7 @@ def _death(exitcode: int | None) -> str:
     return f"its worker process exited with code {exitcode}"
 
 
-def _serve(conn: Connection, threads: int, gpu: str | None, parent: int) -> None:
+def _serve(conn: Connection, run: Run, threads: int, gpu: str | None, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # SLURM warns the whole job; the controller acts on it
     # exit through Python's own shutdown, which releases what the trial held (tqdm's lock, say)
@@ -148,7 +160,7 @@ def _serve(conn: Connection, threads: int, gpu: str | None, parent: int) -> None
         except (EOFError, OSError):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # nothing left to stop: shut down undisturbed
             return  # the controller closed the pipe
-        conn.send(run_jobs(job))
+        conn.send(run(job))
 
 
 def _exit_once(signum: int, frame: Any) -> None:

@@ -30,9 +30,9 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from sweeplab.config import SweeplabError
-from sweeplab.sweep.owner import Owner, this_process
-from sweeplab.sweep.storage import masked, open_storage, study_lock
-from sweeplab.sweep.study import PRUNERS, SAMPLERS, build_from, check_same_study
+from sweeplab.engine.owner import Owner, this_process
+from sweeplab.engine.storage import masked, open_storage, study_lock
+from sweeplab.engine.study import PRUNERS, SAMPLERS, build_from, check_same_study
 
 log = logging.getLogger("sweeplab.sweep")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import sqlalchemy
 
 from sweeplab.config import SweeplabError
-from sweeplab.sweep.settings import SlurmSettings
-from sweeplab.sweep.storage import masked
-from sweeplab.sweep.validate import closest
+from sweeplab.engine.storage import masked
+from sweeplab.sweeper.settings import SlurmSettings
+from sweeplab.sweeper.validate import closest
 
 NODE_LOCAL_FS = {"tmpfs", "ramfs", "devtmpfs", "overlay", "squashfs"}
 NODE_LOCAL_DIRS = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))

@@ -9,8 +9,8 @@ from omegaconf import DictConfig
 from optuna.trial import FixedTrial
 
 from sweeplab.config import SweeplabError, structure
-from sweeplab.sweep.composer import TrialComposer
-from sweeplab.sweep.task import Packing
+from sweeplab.sweeper.composer import TrialComposer
+from sweeplab.sweeper.task import Packing
 
 
 class PackMatcher:

@@ -1,1 +1,0 @@
-"""Sweeps: sweeplab's Hydra sweeper on Optuna (space, study, controller, worker jobs)."""
