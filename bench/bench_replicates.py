@@ -6,7 +6,7 @@ loading, records and checkpoints are all counted. MNIST-1D MLP (100, 100), Adam,
 2. 16 configurations x 4 seeds (64 runs): `replicates: 4, pack: 4` (16 trials) against the same 64 runs
    as 64 single trials (`trainer.seed` swept, `pack: 1`).
 
-    python bench/bench_replicates.py [--steps 2000] [--device cpu] [--repeats 1]
+    python bench/bench_replicates.py [--steps 2000] [--device cpu] [--repeats 1] [--only one|many]
 """
 
 import argparse
@@ -48,7 +48,8 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="each command this many times (the median)")
+    parser.add_argument("--only", choices=["one", "many"], help="run only part 1 (one) or part 2 (many)")
     args = parser.parse_args()
     env = dict(
         os.environ, SWEEPLAB_DATA_DIR=os.environ.get("SWEEPLAB_DATA_DIR", str(Path("data").absolute()))
@@ -62,12 +63,22 @@ def main() -> None:
         f"trainer.device={args.device}",
     ]
     run([*common, "trainer.max_steps=1", "hydra.sweeper.n_trials=1"], env)  # MNIST-1D generated, cached
+    if args.only != "many":
+        one_configuration(common, env, args)
+    if args.only != "one":
+        many_configurations(common, env, args)
+
+
+def one_configuration(common: list[str], env: dict[str, str], args: argparse.Namespace) -> None:
     one = timed([*common, "hydra.sweeper.n_trials=1"], env, args.repeats)
     four = timed([*common, "hydra.sweeper.n_trials=1", "hydra.sweeper.replicates=4"], env, args.repeats)
     print(f"\nOne configuration, {args.steps} Adam steps, device {args.device} (whole command)\n")
     print("| runs | wall time | against one trial |\n|---|---|---|")
     print(f"| 1 trial, 1 run | {one:.1f} s | 1.00x |")
     print(f"| 1 trial, 4 replicates (packed) | {four:.1f} s | {four / one:.2f}x |", flush=True)
+
+
+def many_configurations(common: list[str], env: dict[str, str], args: argparse.Namespace) -> None:
     grid = ["hydra.sweeper.sampler=grid", f"optimizer.lr={LRS}", "model.activation=choice(relu,elu)"]
     swept = timed([*common, *grid, "trainer.seed=choice(0,1,2,3)", "hydra.sweeper.pack=1"], env, args.repeats)
     packed = timed([*common, *grid, "hydra.sweeper.replicates=4", "hydra.sweeper.pack=4"], env, args.repeats)

@@ -8,7 +8,7 @@ import pytest
 
 from sweeplab.report import render
 from sweeplab.report.frame import trials_frame
-from sweeplab.report.stats import holm, mean_interval, welch
+from sweeplab.report.stats import holm, mean_interval, prediction_interval, welch
 from sweeplab.report.tables import Statistics, build_table
 from test_report_tables import add, config
 
@@ -26,6 +26,13 @@ def test_the_mean_interval_is_students_t():
     assert mean_interval([0.4], 0.95) is None  # one run: no interval
     same = mean_interval([0.4, 0.4, 0.4], 0.95)
     assert (same.low, same.high) == pytest.approx((0.4, 0.4))
+
+
+def test_one_more_run_falls_in_the_prediction_interval():
+    # mean ± t(0.975, 2) · s · sqrt(1 + 1/3): 0.6 ± 4.3027 · 0.1 · 1.1547
+    interval = prediction_interval(A, 0.95)
+    assert (interval.low, interval.high) == pytest.approx((0.103172, 1.096828), abs=1e-6)
+    assert prediction_interval([0.4], 0.95) is None
 
 
 def test_the_bootstrap_interval_is_repeatable_and_holds_the_mean():

@@ -30,8 +30,8 @@ from sweeplab.report import render
 from sweeplab.report.figures import write_figures
 from sweeplab.report.folder import check_out, report_folder
 from sweeplab.report.frame import python_value, studies_frame
-from sweeplab.report.stats import METHODS
-from sweeplab.report.tables import Statistics, Table, build_table, marginals
+from sweeplab.report.stats import METHODS, prediction_interval
+from sweeplab.report.tables import OUTCOME, Statistics, Table, build_table, marginals
 
 log = logging.getLogger(__name__)
 FORMATS = {"md": render.to_markdown, "tex": render.to_latex, "csv": render.to_csv, "html": render.to_html}
@@ -230,21 +230,35 @@ def _comparison(table: Table, original: Mapping[str, Any]) -> list[str]:
             "",
         ]
     names = render.cells(table)
+    # the row's first hyperparameter (not the State column of --include-failed)
+    shown = [i for i, c in enumerate(table.hyperparameters) if c != OUTCOME]
+    first = shown[0] if shown else None
     lines = [
         f"Compared with the original report ({metric}):",
         "",
-        f"| Row | {table.headers[table.hyperparameters[0]] if table.hyperparameters else 'Row'} "
-        f"| here | {original.get('header', 'original')} | difference | original inside our interval |",
+        f"| Row | {table.headers[table.hyperparameters[first]] if first is not None else 'Row'} "
+        f"| here | {original.get('header', 'original')} | difference | a run of ours would fall in |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     intervals = table.intervals.get(metric) or [None] * len(table.rows)
+    level = table.statistics.level
     for i, (row, theirs) in enumerate(zip(names, values, strict=True), start=1):
         ours, interval = table.rows[metric].iloc[i - 1], intervals[i - 1]
         diff = f"{ours - theirs:+.3f}" if theirs is not None else "–"
         theirs_text = f"{theirs:.4g}" if theirs is not None else "–"
-        inside = "–" if interval is None or theirs is None else ("no" if interval.excludes(theirs) else "yes")
-        shown = render.format_metric(ours, interval)
-        lines.append(f"| {i} | {row[0] if row else ''} | {shown} | {theirs_text} | {diff} | {inside} |")
+        single = prediction_interval(table.samples[metric][i - 1], level)
+        fits = "–"
+        if single is not None and theirs is not None:
+            fits = f"[{single.low:.3f}, {single.high:.3f}]: {'no' if single.excludes(theirs) else 'yes'}"
+        text = render.format_metric(ours, interval)
+        name = row[first] if first is not None else ""
+        lines.append(f"| {i} | {name} | {text} | {theirs_text} | {diff} | {fits} |")
+    if any(len(values) > 1 for values in table.samples.get(metric, [])):
+        lines += [
+            "",
+            f"The original is one run: the last column is the {level:.0%} prediction interval of one run of "
+            "ours (Student's t, mean ± t·s·√(1 + 1/n)), and whether the original's number falls in it.",
+        ]
     return [*lines, ""]
 
 

@@ -72,6 +72,18 @@ def mean_interval(values: Sequence[float], level: float, method: str = "t") -> I
     return None
 
 
+def prediction_interval(values: Sequence[float], level: float) -> Interval | None:
+    """Where one more run would fall (Student's t): mean ± t(n-1) · s · sqrt(1 + 1/n). The range to
+    hold a single run of someone else's against (a report's one number), wider than the mean's."""
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if len(x) < 2:
+        return None
+    half = stats.t.ppf((1 + level) / 2, len(x) - 1) * x.std(ddof=1) * math.sqrt(1 + 1 / len(x))
+    return Interval(float(x.mean() - half), float(x.mean() + half), "prediction interval, Student's t")
+
+
 def welch(a: Sequence[float], b: Sequence[float], level: float) -> Change | None:
     """mean(a) - mean(b) with Welch's interval and two-sided p-value; None unless both have n >= 2."""
     from scipy import stats
@@ -83,8 +95,10 @@ def welch(a: Sequence[float], b: Sequence[float], level: float) -> Change | None
     if np.ptp(x) == 0 and np.ptp(y) == 0:  # no spread at all: t is undefined
         p = 1.0 if delta == 0 else 0.0
         return Change(delta, Interval(delta, delta, "Welch's t"), p)
-    result = stats.ttest_ind(x, y, equal_var=False)
-    ci = result.confidence_interval(confidence_level=level)
+    with warnings.catch_warnings():  # runs that agree to the last digits: scipy warns, the numbers stand
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(x, y, equal_var=False)
+        ci = result.confidence_interval(confidence_level=level)
     p = float(result.pvalue)
     return Change(delta, Interval(float(ci.low), float(ci.high), "Welch's t"), p)
 
