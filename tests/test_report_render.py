@@ -44,6 +44,7 @@ def table():
         (0.1, "0.1"),
         (100, "100"),
         (15210, "15,210"),
+        (10000.0, "10,000"),  # a count in a column that a missing value made float
         (True, "✓"),
         (False, "–"),
         (None, "–"),

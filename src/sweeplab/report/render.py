@@ -29,6 +29,8 @@ def format_value(value: object) -> str:
         return "(" + ", ".join(format_value(v) for v in value) + ")"
     if isinstance(value, int):
         return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if isinstance(value, float) and value.is_integer() and 1000 <= abs(value) < 1e15:
+        return format_value(int(value))  # a count made float by a missing value in its column
     if isinstance(value, float):
         if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
             mantissa, exponent = f"{value:.3e}".split("e")
