@@ -190,7 +190,8 @@ def test_bad_replicates_are_refused_before_anything_is_stored(tmp_path, sweeplab
             "sweep it or replicate it, not both"
         ],
         ("hydra.sweeper.replicates=2", "hydra.sweeper.replicate_seeds=[1,2,3]"): [
-            "hydra.sweeper.replicate_seeds: lists 3 seeds but replicates is 2: give one"
+            "hydra.sweeper.replicate_seeds: lists 3 seeds but replicates is 2: set replicates to 3, "
+            "or leave it out"
         ],
     }
     for overrides, messages in cases.items():

@@ -143,7 +143,9 @@ def _replication(
             raise ConfigError("hydra.sweeper.replicate_seeds", f"lists a seed twice: {seeds}")
         if n not in (1, len(seeds)):
             raise ConfigError(
-                "hydra.sweeper.replicate_seeds", f"lists {len(seeds)} seeds but replicates is {n}: give one"
+                "hydra.sweeper.replicate_seeds",
+                f"lists {len(seeds)} seeds but replicates is {n}: "
+                f"set replicates to {len(seeds)}, or leave it out",
             )
         n = len(seeds)
     if n == 1:
