@@ -79,6 +79,8 @@ def test_a_replicated_trial_is_its_members_single_runs_and_their_mean(tmp_path, 
     assert [r["n"] for r in rows] == ["3", "3"] and all(r["val_acc_ci_low"] < r["val_acc"] for r in rows)
     for name in ("table.tex", "table.html"):
         assert "confidence interval" in (tmp_path / "rep_report" / name).read_text()
+    shown = sweeplab("studies", "show", "rep")
+    assert "replicates: 3 runs per trial of trainer.seed, value: their mean" in shown.stdout
     # the study's replicates are part of what it is: a rerun with others is refused, nothing changed
     other = sweeplab("train", "-m", *RUN, *GRID, "hydra.sweeper.replicates=2", "hydra.sweeper.study_name=rep")
     assert other.returncode == 2

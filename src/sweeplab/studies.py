@@ -102,6 +102,13 @@ def show_study(name: str, url: str) -> None:
     print(f"trials: {_counts(trials)}; last activity {_last(trials)}")
     objectives = signature.get("objectives") or dict.fromkeys(study.metric_names or ["value"], "?")
     print("objectives: " + ", ".join(f"{m} ({d})" for m, d in objectives.items()))
+    replicates = signature.get("replicates")
+    if replicates:  # each trial is several runs (sweeplab.sweeper.replicates)
+        seeds = f", seeds {replicates['seeds']}" if replicates["seeds"] else ""
+        print(
+            f"replicates: {replicates['n']} runs per trial of {replicates['key']}{seeds}, value: their "
+            f"{replicates['aggregate']}"
+        )
     print("space:")
     for key, text in signature.get("space", {}).items():
         for i, part in enumerate(text.split("; ") if key == "setup" else [text]):
