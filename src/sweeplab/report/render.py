@@ -79,10 +79,11 @@ def legend(table: Table) -> list[str]:
             f"{1 - st.level:.2g}{correction}). Rows with one run have no interval."
         )
     if table.reference is None and table.comparisons:
+        line, other = ("row", "column") if table.transpose else ("column", "row")
         lines.append(
-            f"Bold: the best mean of its column; {TIED}: a row not significantly different from it (Welch's "
-            f"t, two-sided p ≥ {1 - st.level:.2g}{correction}), so the best is not claimed over it; the "
-            "other rows with n ≥ 2 are significantly worse."
+            f"Bold: the best mean of its {line}; {TIED}: a {other} not significantly different from it "
+            f"(Welch's t, two-sided p ≥ {1 - st.level:.2g}{correction}), so the best is not claimed over "
+            f"it; the other {other}s with n ≥ 2 are significantly worse."
         )
     return lines
 
