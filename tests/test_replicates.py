@@ -209,6 +209,8 @@ def test_bad_replicates_are_refused_before_anything_is_stored(tmp_path, sweeplab
 @pytest.mark.slow
 def test_a_killed_replicated_trial_resumes_each_member_from_its_checkpoint(tmp_path, sweeplab):
     same = [
+        "optimizer.lr=choice(0.02)",  # a searched value: a killed trial is queued again with it
+        "hydra.sweeper.n_trials=1",
         "trainer.max_steps=1500",
         "trainer.eval_every=100",
         "hydra.sweeper.replicates=2",
