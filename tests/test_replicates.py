@@ -187,6 +187,9 @@ def test_bad_replicates_are_refused_before_anything_is_stored(tmp_path, sweeplab
             "hydra.sweeper.replicate_key: 'trainer.sead' is not an integer key of the config (did you mean "
             "trainer.seed?); the members set it to their seeds"
         ],
+        ("hydra.sweeper.replicates=2", "hydra.sweeper.replicate_key=../x"): [
+            "hydra.sweeper.replicate_key: '../x' is not a config key: a dotted name, e.g. trainer.seed"
+        ],
         ("hydra.sweeper.replicates=2", "trainer.seed=choice(0,1)"): [
             "hydra.sweeper.replicate_key: trainer.seed is swept (params or setups) and replicated both: "
             "sweep it or replicate it, not both"

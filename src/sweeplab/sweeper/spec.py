@@ -5,6 +5,7 @@ pruner watches. Everything here is checked before the study is touched."""
 import logging
 import math
 import os
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -155,6 +156,10 @@ def _replication(
             "hydra.sweeper.replicate_key",
             f"{key} is swept (params or setups) and replicated both: sweep it or replicate it, not both "
             f"(replicates set it to each member's seed)",
+        )
+    if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", key):
+        raise ConfigError(
+            "hydra.sweeper.replicate_key", f"{key!r} is not a config key: a dotted name, e.g. trainer.seed"
         )
     base = composer.composed(tuple(fixed))
     if absent(base, key) or not isinstance(OmegaConf.select(base, key), int):
