@@ -148,7 +148,7 @@ def combine(
         values = [r.get(key) for r in results]
         finite = [float(v) for v in values if isinstance(v, NUMBER) and math.isfinite(v)]
         merged[key] = replication.of(finite) if len(finite) == len(values) else math.nan
-        if all(isinstance(v, int) for v in values) and key in ("params", "steps", "samples", "best_step"):
+        if all(isinstance(v, int) for v in values):  # counts (params, steps) stay whole numbers
             merged[key] = round(merged[key])
     per_class = [r.get("per_class_test_acc") for r in results]
     if all(isinstance(p, dict) for p in per_class):
