@@ -100,6 +100,7 @@ def test_a_trial_killed_at_step_k_resumes_from_its_last_evaluation_with_the_same
         "scheduler.step_size=10",
         "trainer.max_steps=1200",
         "trainer.eval_every=100",
+        "trainer.checkpoint_every=0",  # a checkpoint at each evaluation (by default, once a minute)
     ]
     whole = sweeplab("train", "-m", *same, "hydra.sweeper.study_name=whole")
     assert whole.returncode == 0, whole.stdout

@@ -3,15 +3,18 @@
 import copy
 import json
 import logging
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+import sweeplab.packed.loop as packed_loop
 from sweeplab.packed import NotPackable, packable_keys, train_pack
 from sweeplab.packed.layers import PackedModel
 from sweeplab.packed.optim import PackedOptimizer
+from sweeplab.stopping import Interrupted
 from sweeplab.train import train
 
 OPTIMIZERS = [
@@ -244,13 +247,48 @@ def test_an_interrupted_pack_resumes_where_it_was(make_cfg, tmp_path: Path) -> N
         return False
 
     dirs = [tmp_path / "cut" / str(i) for i in range(3)]
+    every_evaluation = [cfg.copy() for cfg in cfgs]
+    for cfg in every_evaluation:
+        cfg.trainer.checkpoint_every = 0  # where the machine runs: not part of what it computes
     with pytest.raises(Stop):
-        train_pack(cfgs, dirs, [interrupt, None, None])
+        train_pack(every_evaluation, dirs, [interrupt, None, None])
     assert all((d / "resume.pt").is_file() for d in dirs)
     resumed = train_pack(cfgs, dirs, [None] * 3)
     for a, b in zip(whole, resumed, strict=True):
         assert [r["val_loss"] for r in b.history] == pytest.approx(
             [r["val_loss"] for r in a.history], rel=1e-6
+        )
+        assert b.metrics["test_acc"] == a.metrics["test_acc"]
+    assert not any((d / "resume.pt").exists() for d in dirs)
+
+
+@pytest.mark.parametrize("at", [30, 40])  # between two evaluations, and right after one
+def test_a_pack_stopped_by_a_signal_saves_every_member_at_that_step_and_resumes(
+    make_cfg, tmp_path: Path, monkeypatch, at: int
+) -> None:
+    """With the default `trainer.checkpoint_every` (a minute) these 60 steps write no checkpoint of their
+    own: the signal's is the one each member resumes from, with the numbers of the uninterrupted pack."""
+    cfgs = _mlp_cfgs(make_cfg, 3, "model.norm=batch")
+    whole = train_pack(cfgs, [tmp_path / "whole" / str(i) for i in range(3)], [None] * 3)
+    calls = {"n": 0}
+
+    def stop_at(real=packed_loop.stop_asked):  # a signal arrives during step `at`
+        calls["n"] += 1
+        return signal.SIGTERM if calls["n"] == at + 1 else real()
+
+    monkeypatch.setattr(packed_loop, "stop_asked", stop_at)
+    dirs = [tmp_path / "cut" / str(i) for i in range(3)]
+    with pytest.raises(Interrupted):
+        train_pack(cfgs, dirs, [None] * 3)
+    assert [torch.load(d / "resume.pt", weights_only=False)["step"] for d in dirs] == [at] * 3
+    monkeypatch.undo()
+    resumed = train_pack(cfgs, dirs, [None] * 3)
+    for a, b in zip(whole, resumed, strict=True):
+        assert [r["val_loss"] for r in b.history] == pytest.approx(
+            [r["val_loss"] for r in a.history], rel=1e-6
+        )
+        assert [r["train_loss"] for r in b.history] == pytest.approx(
+            [r["train_loss"] for r in a.history], rel=1e-6
         )
         assert b.metrics["test_acc"] == a.metrics["test_acc"]
     assert not any((d / "resume.pt").exists() for d in dirs)

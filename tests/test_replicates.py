@@ -218,6 +218,7 @@ def test_a_killed_replicated_trial_resumes_each_member_from_its_checkpoint(tmp_p
         "trainer.eval_every=100",
         "hydra.sweeper.replicates=2",
         "trainer.progress=false",
+        "trainer.checkpoint_every=0",  # a checkpoint at each evaluation (by default, once a minute)
     ]
     whole = sweeplab("train", "-m", *same, "hydra.sweeper.study_name=whole")
     assert whole.returncode == 0, whole.stdout

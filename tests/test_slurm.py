@@ -111,6 +111,7 @@ def one_job_at_work(sweeplab, tmp_path: Path, prefix: str, trials: int) -> tuple
     saved its first checkpoint. Returns the study's arguments and the job id."""
     name = unique(prefix)
     args = study_args(tmp_path, name, "hydra.sweeper.slurm.jobs=1", trials=trials, steps=20000)
+    args.append("trainer.checkpoint_every=0")  # a checkpoint at each evaluation: one to wait for soon
     result = sweeplab(*args, "--detach")
     assert result.returncode == 0 and "cancel them with `scancel" in result.stdout, result.stdout
     [job] = jobs_of(result.stdout)

@@ -5,12 +5,13 @@ import json
 import pytest
 import torch
 
+import sweeplab.train.resume as resume_module
 from conftest import MNIST_T10K, needs_mnist_t10k
 from sweeplab.config import ConfigError
 from sweeplab.data import build_inputs, load_data
 from sweeplab.models import create_model
 from sweeplab.train import train
-from sweeplab.train.records import HISTORY_FIELDS
+from sweeplab.train.records import HISTORY_FIELDS, RunRecorder
 
 
 def test_mlp_learns_mnist1d_and_a_cnn_learns_more(make_cfg):
@@ -194,8 +195,10 @@ def test_a_run_stopped_after_an_evaluation_resumes_to_the_same_numbers(make_cfg,
             raise _Stop  # as a kill right after the evaluation of step 150, before its checkpoint
         return False
 
+    every_evaluation = cfg.copy()
+    every_evaluation.trainer.checkpoint_every = 0  # where the machine runs: not part of what it computes
     with pytest.raises(_Stop):
-        train(cfg, tmp_path / "cut", reporter=stop_at_150)
+        train(every_evaluation, tmp_path / "cut", reporter=stop_at_150)
     assert torch.load(tmp_path / "cut" / "resume.pt", weights_only=False)["step"] == 100
     resumed = train(cfg, tmp_path / "cut")
     strip = lambda history: [{k: v for k, v in row.items() if k != "elapsed_s"} for row in history]  # noqa: E731
@@ -203,3 +206,27 @@ def test_a_run_stopped_after_an_evaluation_resumes_to_the_same_numbers(make_cfg,
     assert resumed.metrics["test_acc"] == whole.metrics["test_acc"]
     assert (tmp_path / "cut" / "history.csv").read_text().count("\n") == 5  # header + 4 rows, none twice
     assert not (tmp_path / "cut" / "resume.pt").exists()
+
+
+def test_by_default_a_checkpoint_is_written_once_a_minute_not_at_every_evaluation(
+    make_cfg, tmp_path, monkeypatch
+):
+    """`trainer.checkpoint_every` (default 60 s): the first evaluation a minute after the last checkpoint
+    (or the start) writes one. A clock that moves 25 s per evaluation: checkpoints at the 3rd and 6th."""
+    cfg = make_cfg("trainer.max_steps=80", "trainer.eval_every=10")
+    assert cfg.trainer.checkpoint_every == 60
+    now = [0.0]
+    monkeypatch.setattr(resume_module.time, "perf_counter", lambda: now[0])
+    saved: list[int] = []
+    real_save = RunRecorder.save_resume
+    monkeypatch.setattr(
+        RunRecorder, "save_resume", lambda self, state: (saved.append(state["step"]), real_save(self, state))
+    )
+
+    def tick(step: int, row: dict) -> bool:
+        now[0] += 25.0
+        return False
+
+    train(cfg, tmp_path / "run", reporter=tick)
+    assert saved == [30, 60]  # 75 s, then 150 s: each 60 s or more after the one before
+    assert not (tmp_path / "run" / "resume.pt").exists()  # the run ended: nothing to resume

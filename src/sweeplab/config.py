@@ -17,7 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 
 # Keys that say where a run happens, not what it computes: a retry may run on another machine, and a
 # study's trials may run on several.
-MACHINE_KEYS = ("data_dir", "trainer.device", "trainer.num_threads", "trainer.progress")
+MACHINE_KEYS = (
+    "data_dir",
+    "trainer.device",
+    "trainer.num_threads",
+    "trainer.progress",
+    "trainer.checkpoint_every",
+    "logger",  # where a run's numbers are also shown (`sweeplab.track`)
+)
 
 
 class SweeplabError(Exception):

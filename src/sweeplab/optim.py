@@ -92,9 +92,10 @@ class Schedule:
 
     scheduler: LRScheduler | ReduceLROnPlateau
     on_eval: bool = False
+    constant: bool = False  # the rate never moves: no step to take (it cost as much as a small layer)
 
     def after_step(self) -> None:
-        if not self.on_eval:
+        if not (self.on_eval or self.constant):
             self.scheduler.step()
 
     def after_eval(self, val_loss: float) -> None:
@@ -110,7 +111,7 @@ def build_schedule(optimizer: Optimizer, node: Mapping, total_steps: int, steps_
 
 @SCHEDULERS.register("constant")
 def constant(*, optimizer: Optimizer, total_steps: int, steps_per_epoch: int) -> Schedule:
-    return Schedule(LambdaLR(optimizer, lambda step: 1.0))
+    return Schedule(LambdaLR(optimizer, lambda step: 1.0), constant=True)
 
 
 @SCHEDULERS.register("step", packable=("step_size", "gamma"))

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from sweeplab.stopping import Interrupted, ask_to_stop
+
 PR_SET_PDEATHSIG = 1
 # What a runner runs: a job (one trial, or a pack of them) -> one outcome per trial. A module-level
 # function, so that a spawned worker can import it by name.
@@ -146,8 +148,10 @@ def _death(exitcode: int | None) -> str:
 def _serve(conn: Connection, run: Run, threads: int, gpu: str | None, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # SLURM warns the whole job; the controller acts on it
-    # exit through Python's own shutdown, which releases what the trial held (tqdm's lock, say)
-    signal.signal(signal.SIGTERM, _exit_once)
+    # the controller stops a sweep with SIGTERM: a training loop saves its step first (it checkpoints
+    # only every `trainer.checkpoint_every` seconds otherwise), anything else exits through Python's
+    # own shutdown, which releases what the trial held (tqdm's lock, say)
+    signal.signal(signal.SIGTERM, _stop_or_exit)
     _die_with(parent)
     if gpu is not None:  # before the first CUDA call, so the trial's "cuda" is this worker's GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
@@ -160,7 +164,17 @@ def _serve(conn: Connection, run: Run, threads: int, gpu: str | None, parent: in
         except (EOFError, OSError):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # nothing left to stop: shut down undisturbed
             return  # the controller closed the pipe
-        conn.send(run(job))
+        try:
+            outcome = run(job)
+        except Interrupted as err:  # its loop saved the step it stopped at; the controller requeues it
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            sys.exit(128 + err.signum)
+        conn.send(outcome)
+
+
+def _stop_or_exit(signum: int, frame: Any) -> None:
+    if not ask_to_stop(signum):
+        _exit_once(signum, frame)
 
 
 def _exit_once(signum: int, frame: Any) -> None:

@@ -3,8 +3,9 @@
 Each member keeps what makes it the run it would be alone: its data order (its seed's generator), its
 random numbers for dropout and augmentation (the global generator's state after its build), its
 learning-rate schedule, its records, reporter and pruning decision. A member that diverges or is pruned
-stops alone and leaves the pack; the others go on. At each evaluation a member's `resume.pt` is written
-in a single run's format, so an interrupted pack resumes, packed or not.
+stops alone and leaves the pack; the others go on. When the single run would write its `resume.pt` (at an
+evaluation every `trainer.checkpoint_every` seconds, and when a signal stops the loop), each member writes
+its own in a single run's format, so an interrupted pack resumes, packed or not.
 """
 
 import functools
@@ -22,10 +23,11 @@ from tqdm.auto import tqdm
 from sweeplab.data import InputPipeline
 from sweeplab.packed.layers import NotPackable, PackedModel
 from sweeplab.packed.optim import PackedOptimizer
+from sweeplab.stopping import Interrupted, steps_running, stop_asked
 from sweeplab.train.evaluate import Evaluation
 from sweeplab.train.loop import record_evaluation
 from sweeplab.train.records import RunRecorder
-from sweeplab.train.resume import loop_state, restore
+from sweeplab.train.resume import CheckpointClock, loop_state, restore
 from sweeplab.train.trial import Outcome, Reporter, Trial
 
 log = logging.getLogger("sweeplab.train.loop")
@@ -46,6 +48,7 @@ class Member:
     order: Tensor | None = None
     pos: int = 0
     elapsed_before: float = 0.0
+    partial: tuple[Tensor, Tensor, int] | None = None  # resumed between two evaluations: its sums since
 
 
 def global_rng(device: torch.device) -> torch.Generator:
@@ -68,6 +71,7 @@ class PackedLoss:
         else:
             raise NotPackable(f"the {type(first).__name__} loss cannot be packed yet")
         self.hinge = first
+        self.smoothed = self.smoothing is not None and bool(self.smoothing.any())
 
     def __call__(self, logits: Tensor, y: Tensor) -> Tensor:
         k, b, _ = logits.shape
@@ -78,6 +82,8 @@ class PackedLoss:
                 logits.flatten(0, 1), y.flatten(), hinge.p, hinge.margin, reduction="none"
             )
             return flat.view(k, b).mean(1)
+        if not self.smoothed:  # torch's own loss, fused: a third of the operations
+            return F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(k, b).mean(1)
         logp = logits.log_softmax(-1)
         nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
         smoothing = self.smoothing
@@ -86,6 +92,7 @@ class PackedLoss:
     def keep(self, members: list[int]) -> None:
         if self.smoothing is not None:
             self.smoothing = self.smoothing[members]
+            self.smoothed = bool(self.smoothing.any())
 
 
 @torch.no_grad()
@@ -153,6 +160,7 @@ def start_member(member: Member) -> int:
     # restore() set the global generator to the member's: it is the member's own from here on
     member.rng = global_rng(device)
     member.elapsed_before = state["elapsed"]
+    member.partial = state.get("partial")
     log.info("resuming from step %d (%s)", state["step"], member.output_dir)
     for row in member.recorder.history:  # its new trial in the study gets the values measured so far
         if member.reporter is not None and member.reporter(int(row["step"]), row):
@@ -162,14 +170,22 @@ def start_member(member: Member) -> int:
 
 
 def save_member(
-    member: Member, model: PackedModel, optimizer: PackedOptimizer, k: int, pos: int, row: dict
+    member: Member,
+    model: PackedModel,
+    optimizer: PackedOptimizer,
+    k: int,
+    pos: int,
+    partial: tuple[Tensor, Tensor, int] | None = None,
 ) -> None:
-    """Member k's resume checkpoint, in a single run's format (its RNG stands in for the global one)."""
+    """Member k's resume checkpoint, in a single run's format (its RNG stands in for the global one);
+    `partial`: its sums since the last evaluation, when a signal stops it between two."""
     trial = member.trial
     trial.model.load_state_dict(model.member_state(k))
     optimizer.to_member(k, trial.model)
-    state = loop_state(trial, member.scaler, member.order_generator, member.outcome, member.order, pos)
-    state["elapsed"] = row["elapsed_s"]
+    state = loop_state(
+        trial, member.scaler, member.order_generator, member.outcome, member.order, pos, partial
+    )
+    state["elapsed"] = time.perf_counter() - member.started
     rng = member.rng.get_state()
     if trial.device.type == "cpu":
         state["cpu_rng"] = rng
@@ -198,47 +214,65 @@ def fit_pack(pack: list[Member], first: int, progress: tqdm) -> None:
     loss_sum = torch.zeros(len(pack), device=device)
     correct = torch.zeros(len(pack), device=device)
     since_eval = 0
-    for step in range(first, lead.total_steps + 1):
-        if pos + batch > n:  # a new epoch for every member: each its own permutation
-            orders = torch.stack(
-                [torch.randperm(n, device=device, generator=m.order_generator) for m in pack]
+    if pack[0].partial is not None:  # resumed between two evaluations (the group shares its first step)
+        loss_sum = torch.stack([m.partial[0].float() for m in pack]).to(device)  # type: ignore[index]
+        correct = torch.stack([m.partial[1].float() for m in pack]).to(device)  # type: ignore[index]
+        since_eval = pack[0].partial[2]
+    clock = CheckpointClock(opts.checkpoint_every)
+    with steps_running():  # a signal stops the loop after its step, saved (sweeplab.stopping)
+        for step in range(first, lead.total_steps + 1):
+            signum = stop_asked()
+            if signum is not None:
+                if step > first:  # steps ran since the last checkpoint: save this one, for each member
+                    for k, m in enumerate(pack):
+                        m.outcome.steps = step - 1
+                        save_member(m, model, optimizer, k, pos, (loss_sum[k], correct[k], since_eval))
+                    log.info("stopped after step %d, saved to resume from there", step - 1)
+                raise Interrupted(signum)
+            if pos + batch > n:  # a new epoch for every member: each its own permutation
+                orders = torch.stack(
+                    [torch.randperm(n, device=device, generator=m.order_generator) for m in pack]
+                )
+                for m, order in zip(pack, orders, strict=True):
+                    m.order = order
+                pos = 0
+            idx = orders[:, pos : pos + batch]
+            pos += batch
+            yb = data.y_train[idx]
+            x = train_inputs(lead.inputs, data.x_train[idx], model.generators)
+            with lead.autocast():
+                logits = model(x)
+                losses = loss(logits.float(), yb)
+            optimizer.zero_grad()
+            losses.sum().backward()  # the members' graphs are disjoint: each gets its own loss's gradient
+            optimizer.step()
+            for m in pack:
+                m.trial.schedule.after_step()
+            loss_sum += losses.detach()
+            correct += (logits.argmax(-1) == yb).sum(1)
+            since_eval += 1
+            if step % opts.eval_every and step != lead.total_steps:
+                continue
+            train_loss = (loss_sum / since_eval).tolist()
+            train_acc = (correct / (since_eval * batch)).tolist()
+            loss_sum.zero_()
+            correct.zero_()
+            since_eval = 0
+            checkpoint = step < lead.total_steps and clock.due()
+            stopped = _evaluate_members(
+                pack, model, optimizer, loss, step, pos, train_loss, train_acc, checkpoint
             )
-            for m, order in zip(pack, orders, strict=True):
-                m.order = order
-            pos = 0
-        idx = orders[:, pos : pos + batch]
-        pos += batch
-        yb = data.y_train[idx]
-        x = train_inputs(lead.inputs, data.x_train[idx], model.generators)
-        with lead.autocast():
-            logits = model(x)
-            losses = loss(logits.float(), yb)
-        optimizer.zero_grad()
-        losses.sum().backward()  # the members' graphs are disjoint: each gets its own loss's gradient
-        optimizer.step()
-        for m in pack:
-            m.trial.schedule.after_step()
-        loss_sum += losses.detach()
-        correct += (logits.argmax(-1) == yb).sum(1)
-        since_eval += 1
-        if step % opts.eval_every and step != lead.total_steps:
-            continue
-        train_loss, train_acc = (loss_sum / since_eval).tolist(), (correct / (since_eval * batch)).tolist()
-        loss_sum.zero_()
-        correct.zero_()
-        since_eval = 0
-        stopped = _evaluate_members(pack, model, optimizer, loss, step, pos, train_loss, train_acc)
-        progress.update(step - progress.n)
-        if stopped:
-            kept = [k for k in range(len(pack)) if k not in stopped]
-            for k in stopped:
-                pack[k].trial.model.load_state_dict(model.member_state(k))
-            pack[:] = [pack[k] for k in kept]
-            if not pack:
-                return
-            optimizer.keep(kept, model.keep(kept))
-            loss.keep(kept)
-            loss_sum, correct, orders = loss_sum[kept], correct[kept], orders[kept]
+            progress.update(step - progress.n)
+            if stopped:
+                kept = [k for k in range(len(pack)) if k not in stopped]
+                for k in stopped:
+                    pack[k].trial.model.load_state_dict(model.member_state(k))
+                pack[:] = [pack[k] for k in kept]
+                if not pack:
+                    return
+                optimizer.keep(kept, model.keep(kept))
+                loss.keep(kept)
+                loss_sum, correct, orders = loss_sum[kept], correct[kept], orders[kept]
     for k, m in enumerate(pack):
         m.trial.model.load_state_dict(model.member_state(k))
         m.outcome.seconds = time.perf_counter() - m.started
@@ -253,29 +287,25 @@ def _evaluate_members(
     pos: int,
     train_loss: list[float],
     train_acc: list[float],
+    checkpoint: bool,
 ) -> list[int]:
-    """One evaluation for every member: records, schedule, best weights, pruning, resume checkpoint.
-    Returns the members that stop here."""
+    """One evaluation for every member: records, schedule, best weights, pruning, and (`checkpoint`) the
+    resume checkpoints of those that go on. Returns the members that stop here."""
     lead = pack[0].trial
     vals = evaluate_pack(model, loss, lead, lead.data.x_val, lead.data.y_val)
-    rows = []
     for k, (m, val) in enumerate(zip(pack, vals, strict=True)):
         m.outcome.steps = step
         train = (train_loss[k], train_acc[k])
         weights = functools.partial(model.member_state, k)
-        rows.append(
-            record_evaluation(
-                m.trial, m.recorder, m.reporter, m.outcome, step, train, val, m.started, weights
-            )
-        )
+        record_evaluation(m.trial, m.recorder, m.reporter, m.outcome, step, train, val, m.started, weights)
     settle_shared(pack)
     stopped = []
-    for k, (m, row) in enumerate(zip(pack, rows, strict=True)):
+    for k, m in enumerate(pack):
         if m.outcome.status != "completed":
             m.outcome.seconds = time.perf_counter() - m.started
             stopped.append(k)
-        elif step < lead.total_steps:
-            save_member(m, model, optimizer, k, pos, row)
+        elif checkpoint:
+            save_member(m, model, optimizer, k, pos)
     return stopped
 
 

@@ -11,6 +11,7 @@ from sweeplab.data import DATASETS, build_inputs, check_source, input_spec
 from sweeplab.losses import build_loss
 from sweeplab.models import create_model
 from sweeplab.optim import build_optimizer, build_schedule
+from sweeplab.track import check_loggers
 from sweeplab.train.options import TrainerOptions
 
 UNKNOWN_STEPS = 10**9  # a budget in epochs has as many steps as the data allow: not known without them
@@ -20,6 +21,7 @@ def check_config(cfg: DictConfig) -> TrainerOptions:
     """Raises ConfigError naming the field of the first value that cannot work."""
     opts: TrainerOptions = call_with(TrainerOptions, cfg.trainer, "trainer")
     opts.resolve_device()
+    check_loggers(cfg.get("logger"))
     build_loss(cfg.loss)
     optimizer = build_optimizer([torch.zeros(1, requires_grad=True)], cfg.optimizer)
     steps = min(opts.max_steps or UNKNOWN_STEPS, opts.limit_steps or UNKNOWN_STEPS)

@@ -23,7 +23,7 @@ from sweeplab.train.check import check_config
 from sweeplab.train.evaluate import Evaluation
 from sweeplab.train.options import describe_budget
 from sweeplab.train.records import RunRecorder
-from sweeplab.train.resume import loop_state, restore
+from sweeplab.train.resume import CheckpointClock, loop_state, restore
 from sweeplab.train.trial import Outcome, Reporter, Result, Trial
 
 log = logging.getLogger(__name__)
@@ -174,8 +174,9 @@ def record_evaluation(
 def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outcome:
     """The training loop: batches by index from a per-epoch permutation, an evaluation every
     `eval_every` steps (the only place it waits for the device), early stop on NaN or by the reporter.
-    At each evaluation it saves what it needs to carry on from there; a run whose folder holds such a
-    checkpoint of the same config resumes from it and ends with the numbers it would have had."""
+    At an evaluation `trainer.checkpoint_every` seconds after the last (and when a signal stops it) it
+    saves what it needs to carry on from there; a run whose folder holds such a checkpoint of the same
+    config resumes from it and ends with the numbers it would have had."""
     opts, data, model, device = trial.opts, trial.data, trial.model, trial.device
     scaler = torch.amp.GradScaler(device.type, enabled=opts.autocast_dtype() is torch.float16)
     n, batch = len(data.y_train), opts.batch_size
@@ -207,6 +208,7 @@ def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outco
         leave=False,
     )
     started = time.perf_counter() - elapsed_before
+    clock = CheckpointClock(opts.checkpoint_every)
     model.train()
     with steps_running():  # a signal stops the loop after its step, saved (sweeplab.stopping)
         for step in range(first, trial.total_steps + 1):
@@ -227,9 +229,13 @@ def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outco
                 logits = model(trial.inputs(data.x_train[idx], train=True))
                 loss = trial.loss_fn(logits.float(), yb)
             trial.optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(trial.optimizer)
-            scaler.update()
+            if scaler.is_enabled():  # fp16: scaled; otherwise the scaler's wrappers would do nothing
+                scaler.scale(loss).backward()
+                scaler.step(trial.optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                trial.optimizer.step()
             trial.schedule.after_step()
             loss_sum += loss.detach()
             correct += (logits.argmax(1) == yb).sum()
@@ -251,7 +257,7 @@ def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outco
             bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val.acc:.3f}")
             if outcome.status != "completed":
                 break
-            if step < trial.total_steps:
+            if step < trial.total_steps and clock.due():
                 state = loop_state(trial, scaler, generator, outcome, order, pos)
                 recorder.save_resume({**state, "elapsed": row["elapsed_s"]})
     bar.close()

@@ -24,6 +24,7 @@ class TrainerOptions:
     deterministic: bool = False
     num_threads: int | None = None
     progress: bool = True
+    checkpoint_every: float = 60.0  # seconds between resume checkpoints (0: at every evaluation)
     limit_steps: int | None = None  # caps the steps whatever max_steps or epochs say (smoke runs)
 
     def __post_init__(self) -> None:
@@ -44,6 +45,11 @@ class TrainerOptions:
         ):
             value = getattr(self, field)
             require(value is None or value > 0, f"trainer.{field}", f"must be positive, got {value}")
+        require(
+            self.checkpoint_every >= 0,
+            "trainer.checkpoint_every",
+            f"is in seconds and must be >= 0 (0: at every evaluation), got {self.checkpoint_every}",
+        )
 
     def budget(self, n_train: int) -> tuple[int, int]:
         """(total optimizer steps, steps per epoch) for a training set of `n_train` samples."""

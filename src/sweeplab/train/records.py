@@ -3,8 +3,9 @@ checkpoint, and while it runs a resume checkpoint.
 
 Records are written to a temporary name and renamed (`sweeplab.files`), so a crash or a full disk never
 leaves half a file. The history is appended row by row, so a run that dies keeps what it measured; the
-resume checkpoint (`resume.pt`, written at every evaluation) holds everything the loop needs to carry on
-from that evaluation with the same numbers, and is removed when the run ends.
+resume checkpoint (`resume.pt`, written at an evaluation every `trainer.checkpoint_every` seconds and
+when a signal stops the run) holds everything the loop needs to carry on from there with the same
+numbers, and is removed when the run ends.
 """
 
 import csv
@@ -21,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.config import comparable_values
 from sweeplab.files import environment_fault, save_torch_atomic, write_atomic
+from sweeplab.track import open_trackers
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ class RunRecorder:
         if output_dir is not None:
             self._guard(lambda: output_dir.mkdir(parents=True, exist_ok=True), output_dir)
             write_atomic(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        # after its own records, each row and the summary go to the run's trackers (`logger=...`)
+        self.trackers = open_trackers(cfg, output_dir) if output_dir is not None else None
 
     def resume_state(self) -> dict[str, Any] | None:
         """The resume checkpoint of an interrupted run of this same config in this folder, if any; the
@@ -82,6 +86,8 @@ class RunRecorder:
         if self._writer is not None and self._file is not None:
             writer, file = self._writer, self._file
             self._guard(lambda: (writer.writerow(row), file.flush()))
+        if self.trackers is not None:
+            self.trackers.log(row)
 
     def save_resume(self, state: dict[str, Any]) -> None:
         if self.output_dir is not None:
@@ -104,6 +110,8 @@ class RunRecorder:
         }
         write_atomic(self.output_dir / "summary.json", json.dumps(clean, indent=2) + "\n")
         (self.output_dir / RESUME).unlink(missing_ok=True)  # the run is over: nothing to resume
+        if self.trackers is not None:
+            self.trackers.finish(summary)
 
     def _guard(self, action, path: Path | None = None):
         try:

@@ -2,7 +2,9 @@
 what it returns (`Result`), and the reporter it tells each evaluation to. The training loop
 (`sweeplab.train.loop`) and its resume checkpoint (`sweeplab.train.resume`) both build on these."""
 
+import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,9 +45,10 @@ class Trial:
     total_steps: int
     steps_per_epoch: int
 
-    def autocast(self) -> torch.autocast:
+    def autocast(self) -> AbstractContextManager:
         dtype = self.opts.autocast_dtype()
-        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+        # entering a disabled autocast costs as much as a small layer: at fp32, nothing to enter
+        return contextlib.nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
         return evaluate(
