@@ -69,7 +69,7 @@ def test_a_wrong_logger_option_is_refused_before_any_work(make_cfg) -> None:
     refused = {
         "logger.tensorboard.flush_secs=0": "logger.tensorboard.flush_secs: must be positive, got 0",
         "+logger.tensorboard.flush=3": "logger.tensorboard.flush: unknown option; logger.tensorboard takes",
-        "+logger.wandb={}": "logger.wandb: unknown logger 'wandb'; choose one of: tensorboard",
+        "+logger.wandb={}": "logger.wandb: unknown logger 'wandb'; choose one of: mlflow, tensorboard",
     }
     for override, message in refused.items():
         with pytest.raises(ConfigError) as err:

@@ -1,5 +1,6 @@
 """The `sweeplab` command: train one model or run a study (`train [-m]`), report on studies (`report`),
-list, show and delete studies (`studies`), write stand-in data sets (`standin-data`).
+list, show and delete studies (`studies`), write a study to MLflow (`export`), write stand-in data sets
+(`standin-data`).
 
 Expected faults end in one line and an exit code, without a traceback: the user's input (exit 2), the
 machine or the storage (exit 1), Ctrl-C (exit 130). Anything else is a bug and shows its traceback."""
@@ -47,6 +48,9 @@ commands:
   studies show NAME [--storage URL]  a study's space, objectives, commands and best trials
   studies delete NAME [--storage URL] [--yes]
                       remove a study from its storage (its output folders stay on disk)
+  export mlflow NAME [--storage URL] [--tracking-uri URI]
+                      write a study to MLflow (a parent run, a nested run per trial's run); again:
+                      adds what is missing, never a duplicate
   standin-data DIR    write small CIFAR-10, MNIST and Fashion-MNIST files in their real formats into DIR
 
 configs: {conf}
@@ -128,6 +132,12 @@ def _studies(args: list[str]) -> None:
     studies(args)
 
 
+def _export(args: list[str]) -> None:
+    from sweeplab.track.export import main as export
+
+    export(args)
+
+
 def _standin_data(args: list[str]) -> None:
     from sweeplab.data.standin import main as standin
 
@@ -138,6 +148,7 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "train": _train,
     "report": _report,
     "studies": _studies,
+    "export": _export,
     "standin-data": _standin_data,
 }
 

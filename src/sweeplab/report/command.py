@@ -1,4 +1,5 @@
 """`sweeplab report STUDY [STUDY ...]`: a study's tables (md, tex, csv, html), figures and an index.md
+(and the same as one self-contained index.html)
 that summarises it and shows the command that reproduces its best trial."""
 
 import argparse
@@ -30,6 +31,7 @@ from sweeplab.report import render
 from sweeplab.report.figures import write_figures
 from sweeplab.report.folder import check_out, report_folder
 from sweeplab.report.frame import python_value, studies_frame
+from sweeplab.report.page import to_page
 from sweeplab.report.stats import METHODS, prediction_interval
 from sweeplab.report.tables import OUTCOME, Statistics, Table, build_table, marginals
 
@@ -218,7 +220,9 @@ def write_report(
             lines += [f"## Figures: study `{study.study_name}`" if several else "## Figures", ""]
             lines += [f"![{p.stem.replace('_', ' ')}]({p.name}) ([PDF]({p.stem}.pdf))" for p in figures]
             lines += [""]
-    return write_atomic(out / "index.md", "\n".join(lines))
+    text = "\n".join(lines)
+    write_atomic(out / "index.html", to_page(text, out, lines[0].lstrip("# ")))
+    return write_atomic(out / "index.md", text)
 
 
 def _comparison(table: Table, original: Mapping[str, Any]) -> list[str]:

@@ -71,14 +71,17 @@ class Trackers:
                 getattr(tracker, method)(argument)
             except Exception as err:  # never the run's own records: those are written before this
                 del self.trackers[name]
+                describe = getattr(tracker, "describe", None)
+                why = describe(err) if describe else f"{type(err).__name__}: {str(err)[:200]}"
+                recovery = getattr(tracker, "recovery", "")
                 log.warning(
-                    "logger %s failed (%s: %s): %s of %s not logged there; the run goes on with its "
-                    "records in its folder",
+                    "logger %s failed (%s): %s of %s not logged there; the run goes on with its records "
+                    "in its folder%s",
                     name,
-                    type(err).__name__,
-                    err,
+                    why,
                     what,
                     self.run_dir,
+                    f"; {recovery}" if recovery else "",
                 )
 
 
@@ -118,4 +121,5 @@ def run_values(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return values
 
 
-from sweeplab.track import tensorboard as _tensorboard  # noqa: E402,F401  (registers the logger)
+from sweeplab.track import mlflow as _mlflow  # noqa: E402,F401  (register the loggers)
+from sweeplab.track import tensorboard as _tensorboard  # noqa: E402,F401

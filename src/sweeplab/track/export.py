@@ -1,0 +1,90 @@
+"""`sweeplab export mlflow NAME`: a stored study written to MLflow as `logger=mlflow` writes it while it
+runs (the study a parent run, each trial's runs nested in it), from the trial folders' records. Runs are
+found again by their key, so exporting again, or after a sweep whose tracking server was down, adds what is
+missing and never duplicates a run or a step. The study is only read."""
+
+import argparse
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+from omegaconf import OmegaConf
+
+from sweeplab.config import SweeplabError
+from sweeplab.engine.storage import (
+    absolute,
+    checked_study_name,
+    default_storage,
+    masked,
+    open_storage_readonly,
+)
+from sweeplab.track import require_package
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sweeplab export", description=__doc__)
+    p.add_argument("target", choices=["mlflow"], help="where to")
+    p.add_argument("name", help="the study")
+    p.add_argument("--storage", help="Optuna storage URL (default: studies/NAME.db)")
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here, as "
+        "logger=mlflow)",
+    )
+    return p
+
+
+def main(argv: Sequence[str]) -> None:
+    args = parser().parse_args(argv)
+    require_package("mlflow", "mlflow", "sweeplab export mlflow")
+    checked_study_name(args.name, "study")
+    url = absolute(args.storage or default_storage(args.name))
+    uri = (
+        args.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{Path('mlflow.db').absolute()}"
+    )
+    backend = open_storage_readonly(url)
+    if args.name not in optuna.get_all_study_names(backend):
+        raise SweeplabError(f"no study {args.name!r} in {masked(url)}")
+    study = optuna.load_study(study_name=args.name, storage=backend)
+    runs = run_folders(t.user_attrs.get("output_dir") for t in study.get_trials(deepcopy=False))
+    if not runs:
+        raise SweeplabError(f"study {args.name!r} has no trial folder with records to export")
+    from sweeplab.track.mlflow import MLflowTracker
+
+    created = steps = 0
+    for run_dir in runs:
+        tracker = MLflowTracker(run_dir, OmegaConf.load(run_dir / "config.yaml"), uri)  # type: ignore[arg-type]
+        tracker.open()
+        for row in history(run_dir):
+            before = len(tracker.logged)
+            tracker.log(row)
+            steps += len(tracker.logged) - before
+        summary = run_dir / "summary.json"
+        if summary.is_file():
+            tracker.finish(json.loads(summary.read_text()))
+        created += tracker.created
+    print(
+        f"exported study {args.name!r} to {masked(uri)}: {len(runs)} runs ({created} new, "
+        f"{len(runs) - created} there already), {steps} steps added"
+    )
+
+
+def run_folders(output_dirs) -> list[Path]:
+    """Each run's folder once: a trial's, or its replicates' (`seed_K/`), those with a config and a
+    history (a trial that never started has neither)."""
+    folders: list[Path] = []
+    for output_dir in dict.fromkeys(d for d in output_dirs if d):
+        folder = Path(output_dir)
+        candidates = [folder] if (folder / "history.csv").is_file() else sorted(folder.glob("seed_*"))
+        folders += [f for f in candidates if (f / "config.yaml").is_file() and (f / "history.csv").is_file()]
+    return folders
+
+
+def history(run_dir: Path) -> list[dict[str, float]]:
+    with (run_dir / "history.csv").open(newline="") as file:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(file)]

@@ -1,0 +1,215 @@
+"""logger=mlflow and `sweeplab export mlflow`, against a real `mlflow server` (SQLite backend) started
+on a free port: the study a parent run, a nested run per trial's run with its params, its metric
+histories equal to history.csv, tags and artifacts; resumed, retried and exported again without a
+duplicate; a server that goes away mid-sweep costs nothing that `export` does not fill in."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
+from mlflow.tracking import MlflowClient
+
+from sweeplab.train import train
+
+MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`mlflow server` on a free port, its store in `folder`; start() again after stop() keeps it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [MLFLOW, "server", "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+             "--artifacts-destination", str(self.folder / "artifacts"), "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise AssertionError("mlflow server did not start within 120 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            os.killpg(self.process.pid, 9)
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[Server]:
+    running = Server(tmp_path_factory.mktemp("mlflow"))
+    running.start()
+    yield running
+    running.stop()
+
+
+def history(run_dir: Path) -> list[dict[str, float]]:
+    with (run_dir / "history.csv").open() as file:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(file)]
+
+
+def runs_of(uri: str, study: str) -> dict[str, object]:
+    """The study's MLflow runs by name (the parent by the study's name, trials' by folder)."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(study)
+    assert experiment is not None, f"no experiment {study}"
+    runs = client.search_runs([experiment.experiment_id])
+    names = [r.info.run_name for r in runs]
+    assert len(names) == len(set(names)), f"duplicate runs: {sorted(names)}"
+    return {r.info.run_name: r for r in runs}
+
+
+def assert_run_matches(uri: str, run, run_dir: Path, parent) -> None:
+    client = MlflowClient(uri)
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert run.info.status == "FINISHED" and run.data.tags["sweeplab.state"] == "completed"
+    rows = history(run_dir)
+    for column in COLUMNS:
+        logged = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, column)]
+        assert logged == [(int(r["step"]), pytest.approx(r[column], rel=1e-6)) for r in rows], column
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert run.data.metrics["test_acc"] == pytest.approx(summary["test_acc"])
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"config.yaml", "summary.json"}
+
+
+def test_a_packed_sweep_with_workers_logs_the_study_and_one_nested_run_per_trial(tmp_path, sweeplab, server):
+    args = [
+        "train", "-m", "logger=mlflow", f"logger.mlflow.tracking_uri={server.uri}",
+        "optimizer.lr=choice(0.001,0.002,0.003,0.004)", "hydra.sweeper.sampler=grid",
+        "hydra.sweeper.pack=2", "hydra.sweeper.n_jobs=2", "trainer.max_steps=30",
+        "trainer.eval_every=10", "hydra.sweeper.study_name=packed",
+    ]  # fmt: skip
+    done = sweeplab(*args)
+    assert done.returncode == 0, done.stdout
+    assert "logger mlflow failed" not in done.stdout
+    runs = runs_of(server.uri, "packed")
+    assert sorted(runs) == ["0", "1", "2", "3", "packed"]
+    parent = runs["packed"]
+    sweep = tmp_path / "outputs" / "sweeps" / "packed"
+    for trial in "0123":
+        run = runs[trial]
+        assert_run_matches(server.uri, run, sweep / trial, parent)
+        assert run.data.tags["sweeplab.trial"] == trial and run.data.tags["sweeplab.seed"] == "0"
+        assert float(run.data.params["optimizer.lr"]) in (0.001, 0.002, 0.003, 0.004)
+        assert run.data.params["model.hidden"] == "[100, 100]"  # fixed values too
+    assert len({runs[t].data.params["optimizer.lr"] for t in "0123"}) == 4
+
+    again = sweeplab("export", "mlflow", "packed", "--tracking-uri", server.uri)
+    assert again.returncode == 0, again.stdout
+    assert "4 runs (0 new, 4 there already), 0 steps added" in again.stdout
+    assert sorted(runs_of(server.uri, "packed")) == ["0", "1", "2", "3", "packed"]
+
+
+def test_a_resumed_run_continues_its_mlflow_run(make_cfg, tmp_path, server) -> None:
+    """Stopped after logging step 150 with its checkpoint at 100, and resumed: one run, each step once."""
+    cfg = make_cfg(
+        "logger=mlflow", f"logger.mlflow.tracking_uri={server.uri}", "trainer.max_steps=200",
+        "trainer.eval_every=50",
+    )  # fmt: skip
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_150(step: int, row: dict) -> bool:
+        if step == 150:
+            raise Stop
+        return False
+
+    every_evaluation = cfg.copy()
+    every_evaluation.trainer.checkpoint_every = 0
+    run_dir = tmp_path / "alone"
+    with pytest.raises(Stop):
+        train(every_evaluation, run_dir, reporter=stop_at_150)
+    train(cfg, run_dir)
+    client = MlflowClient(server.uri)
+    experiment = client.get_experiment_by_name("sweeplab")  # a run outside a sweep
+    [run] = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`sweeplab.folder` = '{run_dir}'"
+    )
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
+    assert steps == [50, 100, 150, 200]
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "val_acc")] == pytest.approx(
+        [r["val_acc"] for r in history(run_dir)]
+    )
+
+
+def test_a_missing_mlflow_package_is_refused_before_trial_0(make_cfg, monkeypatch) -> None:
+    import importlib.util
+
+    from sweeplab.config import ConfigError
+    from sweeplab.train.check import check_config
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a)
+    )
+    with pytest.raises(ConfigError) as err:
+        check_config(make_cfg("logger=mlflow"))
+    assert "pip install 'sweeplab[mlflow]'" in str(err.value)
+
+
+@pytest.mark.slow
+def test_a_server_stopped_mid_sweep_loses_nothing_that_export_does_not_fill_in(tmp_path, sweeplab):
+    server = Server(tmp_path / "server")
+    server.start()
+    try:
+        args = [
+            "train", "-m", "logger=mlflow", f"logger.mlflow.tracking_uri={server.uri}",
+            "optimizer.lr=choice(0.001,0.002,0.003,0.004)", "hydra.sweeper.sampler=grid",
+            "trainer.max_steps=600", "trainer.eval_every=100", "hydra.sweeper.study_name=down",
+            "trainer.progress=false",
+        ]  # fmt: skip
+        run = sweeplab(*args, background=True)
+        first = tmp_path / "outputs" / "sweeps" / "down" / "0" / "summary.json"
+        deadline = time.monotonic() + 300
+        while not first.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        server.stop()  # trial 0 is logged; the others run with the server gone
+        output, _ = run.communicate(timeout=600)
+        assert run.returncode == 0, output
+        warnings = [line for line in output.splitlines() if "logger mlflow failed" in line]
+        assert 1 <= len(warnings) <= 3, output  # one per trial that met the stopped server
+        assert all("sweeplab export mlflow" in line for line in warnings)
+        sweep = tmp_path / "outputs" / "sweeps" / "down"
+        assert all((sweep / t / "summary.json").is_file() for t in "0123")  # every record kept
+
+        server.start()
+        exported = sweeplab("export", "mlflow", "down", "--tracking-uri", server.uri)
+        assert exported.returncode == 0, exported.stdout
+        assert "4 runs" in exported.stdout and "steps added" in exported.stdout
+        runs = runs_of(server.uri, "down")
+        assert sorted(runs) == ["0", "1", "2", "3", "down"]
+        for trial in "0123":
+            assert_run_matches(server.uri, runs[trial], sweep / trial, runs["down"])
+    finally:
+        server.stop()
