@@ -8,30 +8,9 @@ runs the whole `sweeplab train -m` command in a fresh folder: 16 MNIST-1D MLP (1
 import argparse
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-SWEEPLAB = [str(Path(sys.executable).with_name("sweeplab")), "train", "-m"]
-LRS = "choice(0.0005,0.001,0.0015,0.002,0.003,0.004,0.005,0.006)"
-
-
-def run(args: list[str], env: dict[str, str]) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        done = subprocess.run(
-            [*SWEEPLAB, *args, f"hydra.sweeper.storage=sqlite:///{tmp}/s.db"],
-            cwd=tmp,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        wall = time.perf_counter() - start
-    if done.returncode:
-        raise SystemExit(f"failed: {' '.join(args)}\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
-    return wall
+from bench_replicates import LRS, run  # a whole command in a fresh folder, timed
 
 
 def main() -> None:

@@ -95,3 +95,23 @@ def small_disk(tmp_path):
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     yield disk
     subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+class Stopped(Exception):
+    """Raised by `interrupted_at`'s run: as a kill right after an evaluation."""
+
+
+def interrupted_at(cfg: DictConfig, output_dir: Path, step: int) -> None:
+    """Train `cfg` into `output_dir` with a checkpoint at every evaluation, killed right after the
+    evaluation of `step` (before its checkpoint): the folder a resumed run carries on from."""
+    from sweeplab.train import train
+
+    def stop(at: int, row: dict) -> bool:
+        if at == step:
+            raise Stopped
+        return False
+
+    every_evaluation = cfg.copy()
+    every_evaluation.trainer.checkpoint_every = 0  # where the machine runs: not what it computes
+    with pytest.raises(Stopped):
+        train(every_evaluation, output_dir, reporter=stop)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import interrupted_at
+
 pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
 from mlflow.tracking import MlflowClient
 
@@ -137,19 +139,8 @@ def test_a_resumed_run_continues_its_mlflow_run(make_cfg, tmp_path, server) -> N
         "trainer.eval_every=50",
     )  # fmt: skip
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_150(step: int, row: dict) -> bool:
-        if step == 150:
-            raise Stop
-        return False
-
-    every_evaluation = cfg.copy()
-    every_evaluation.trainer.checkpoint_every = 0
     run_dir = tmp_path / "alone"
-    with pytest.raises(Stop):
-        train(every_evaluation, run_dir, reporter=stop_at_150)
+    interrupted_at(cfg, run_dir, 150)
     train(cfg, run_dir)
     client = MlflowClient(server.uri)
     experiment = client.get_experiment_by_name("sweeplab")  # a run outside a sweep
@@ -161,21 +152,6 @@ def test_a_resumed_run_continues_its_mlflow_run(make_cfg, tmp_path, server) -> N
     assert [m.value for m in client.get_metric_history(run.info.run_id, "val_acc")] == pytest.approx(
         [r["val_acc"] for r in history(run_dir)]
     )
-
-
-def test_a_missing_mlflow_package_is_refused_before_trial_0(make_cfg, monkeypatch) -> None:
-    import importlib.util
-
-    from sweeplab.config import ConfigError
-    from sweeplab.train.check import check_config
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a)
-    )
-    with pytest.raises(ConfigError) as err:
-        check_config(make_cfg("logger=mlflow"))
-    assert "pip install 'sweeplab[mlflow]'" in str(err.value)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import interrupted_at
 from sweeplab.config import ConfigError, comparable_values
 from sweeplab.train import train
 from sweeplab.train.check import check_config
@@ -77,16 +78,17 @@ def test_a_wrong_logger_option_is_refused_before_any_work(make_cfg) -> None:
         assert message in str(err.value)
 
 
-def test_a_missing_package_is_refused_with_the_line_that_installs_it(make_cfg, monkeypatch) -> None:
+@pytest.mark.parametrize("package", ["tensorboard", "mlflow"])
+def test_a_missing_package_is_refused_with_the_line_that_installs_it(make_cfg, monkeypatch, package) -> None:
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a)
-    )
+    missing = lambda name, *args: None if name == package else real(name, *args)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", missing)
     with pytest.raises(ConfigError) as err:
-        check_config(make_cfg("logger=tensorboard"))
-    assert "pip install 'sweeplab[tensorboard]'" in str(err.value)
+        check_config(make_cfg(f"logger={package}"))
+    assert f"logger.{package}: needs the {package} package" in str(err.value)
+    assert f"pip install 'sweeplab[{package}]'" in str(err.value)
 
 
 def test_a_failing_tracker_costs_nothing_but_a_warning(make_cfg, tmp_path, monkeypatch, caplog) -> None:
@@ -110,18 +112,7 @@ def test_a_resumed_run_shows_each_step_once(make_cfg, tmp_path) -> None:
     TensorBoard shows it once (purge_step), as history.csv has it."""
     cfg = make_cfg("logger=tensorboard", "trainer.max_steps=200", "trainer.eval_every=50")
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_150(step: int, row: dict) -> bool:
-        if step == 150:
-            raise Stop
-        return False
-
-    every_evaluation = cfg.copy()
-    every_evaluation.trainer.checkpoint_every = 0
-    with pytest.raises(Stop):
-        train(every_evaluation, tmp_path / "run", reporter=stop_at_150)
+    interrupted_at(cfg, tmp_path / "run", 150)
     train(cfg, tmp_path / "run")
     assert_matches_history(tmp_path / "run")
     assert [s for s, _ in scalars(events(tmp_path / "run"), "val/acc")] == [50, 100, 150, 200]
