@@ -126,7 +126,8 @@ def test_a_sweep_logs_one_run_per_trial_and_replicate_with_its_searched_values(t
         "optimizer.lr=choice(0.001,0.003)",
         "hydra.sweeper.sampler=grid",
         "hydra.sweeper.replicates=2",
-        "hydra.sweeper.pack=4",
+        "hydra.sweeper.pack=2",  # each trial's replicates a pack, the two trials in two workers
+        "hydra.sweeper.n_jobs=2",
         "trainer.max_steps=30",
         "trainer.eval_every=10",
         "hydra.sweeper.study_name=tb",
