@@ -6,11 +6,9 @@ runs the whole `sweeplab train -m` command in a fresh folder: 16 MNIST-1D MLP (1
 """
 
 import argparse
-import os
 import statistics
-from pathlib import Path
 
-from bench_replicates import LRS, run  # a whole command in a fresh folder, timed
+from bench_replicates import LRS, environment, mlp_adam, run  # a whole command, timed
 
 
 def main() -> None:
@@ -21,15 +19,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="each command this many times (the median)")
     parser.add_argument("--loggers", nargs="+", default=["tensorboard"])
     args = parser.parse_args()
-    env = dict(
-        os.environ, SWEEPLAB_DATA_DIR=os.environ.get("SWEEPLAB_DATA_DIR", str(Path("data").absolute()))
-    )
+    env = environment()
     common = [
-        "model.hidden=[100,100]",
-        "optimizer=adam",
-        f"trainer.max_steps={args.steps}",
-        "trainer.eval_every=100",
-        "trainer.progress=false",
+        *mlp_adam(args.steps),
         "hydra.sweeper.sampler=grid",
         f"optimizer.lr={LRS}",
         "trainer.seed=choice(0,1)",

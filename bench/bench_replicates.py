@@ -38,6 +38,23 @@ def run(args: list[str], env: dict[str, str]) -> float:
     return wall
 
 
+def environment() -> dict[str, str]:
+    """The commands' environment: MNIST-1D generated once into ./data (or $SWEEPLAB_DATA_DIR)."""
+    data = os.environ.get("SWEEPLAB_DATA_DIR", str(Path("data").absolute()))
+    return dict(os.environ, SWEEPLAB_DATA_DIR=data)
+
+
+def mlp_adam(steps: int) -> list[str]:
+    """The benchmarks' trial: MNIST-1D MLP (100, 100), Adam, an evaluation every 100 steps."""
+    return [
+        "model.hidden=[100,100]",
+        "optimizer=adam",
+        f"trainer.max_steps={steps}",
+        "trainer.eval_every=100",
+        "trainer.progress=false",
+    ]
+
+
 def timed(args: list[str], env: dict[str, str], repeats: int) -> float:
     return statistics.median(run(args, env) for _ in range(repeats))
 
@@ -51,17 +68,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="each command this many times (the median)")
     parser.add_argument("--only", choices=["one", "many"], help="run only part 1 (one) or part 2 (many)")
     args = parser.parse_args()
-    env = dict(
-        os.environ, SWEEPLAB_DATA_DIR=os.environ.get("SWEEPLAB_DATA_DIR", str(Path("data").absolute()))
-    )
-    common = [
-        "model.hidden=[100,100]",
-        "optimizer=adam",
-        f"trainer.max_steps={args.steps}",
-        "trainer.eval_every=100",
-        "trainer.progress=false",
-        f"trainer.device={args.device}",
-    ]
+    env = environment()
+    common = [*mlp_adam(args.steps), f"trainer.device={args.device}"]
     run([*common, "trainer.max_steps=1", "hydra.sweeper.n_trials=1"], env)  # MNIST-1D generated, cached
     if args.only != "many":
         one_configuration(common, env, args)
