@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import interrupted_at
+from test_slurm import needs_slurm, study_args, unique
 
 pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
 from mlflow.tracking import MlflowClient
@@ -189,3 +190,22 @@ def test_a_server_stopped_mid_sweep_loses_nothing_that_export_does_not_fill_in(t
             assert_run_matches(server.uri, runs[trial], sweep / trial, runs["down"])
     finally:
         server.stop()
+
+
+@needs_slurm
+@pytest.mark.slow
+def test_slurm_workers_log_each_trial_once_under_one_parent(tmp_path, sweeplab, server) -> None:
+    """Two SLURM jobs run the trials (a journal storage): each trial one nested run, one parent run."""
+    name = unique("tracked")
+    args = study_args(
+        tmp_path, name, "hydra.sweeper.slurm.jobs=2", "logger=mlflow",
+        f"logger.mlflow.tracking_uri={server.uri}", trials=4, steps=200, journal=True,
+    )  # fmt: skip
+    done = sweeplab(*args)
+    assert done.returncode == 0 and f"study '{name}': done (4 trials finished)" in done.stdout, done.stdout
+    runs = runs_of(server.uri, name)
+    assert sorted(runs) == ["0", "1", "2", "3", name]
+    for trial in "0123":
+        assert_run_matches(
+            server.uri, runs[trial], tmp_path / "outputs" / "sweeps" / name / trial, runs[name]
+        )
