@@ -94,7 +94,7 @@ def open_trackers(cfg: DictConfig, run_dir: Path) -> Trackers | None:
     return Trackers(trackers, run_dir)
 
 
-SKIPPED = ("hydra", "logger", "sweep", "size", *MACHINE_KEYS)
+SKIPPED = ("hydra", "sweep", "size", *MACHINE_KEYS)  # MACHINE_KEYS holds "logger"
 
 
 def run_values(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
