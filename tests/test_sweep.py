@@ -1,6 +1,7 @@
 """End to end: `sweeplab train -m` runs studies that resume, prune, run in parallel and survive failures."""
 
 import os
+import shutil
 import signal
 import time
 from collections import Counter
@@ -193,6 +194,14 @@ def test_two_workers_run_trials_at_the_same_time(tmp_path, sweeplab):
         "trainer.eval_every=100",
     )
     assert done.returncode == 0, done.stdout
+    # every process closed its connections, so SQLite folded its log into the file: the .db file alone,
+    # copied as a user would copy a study, holds every trial (its -wal once held the last ones only)
+    assert not (tmp_path / "studies" / "par.db-wal").exists()
+    alone = tmp_path / "copy" / "par.db"
+    alone.parent.mkdir()
+    shutil.copyfile(tmp_path / "studies" / "par.db", alone)
+    copied = optuna.load_study(study_name="par", storage=f"sqlite:///{alone}")
+    assert states(copied) == {"COMPLETE": 4}
     trials = load(tmp_path, "par").trials
     overlapping = [
         (a.number, b.number)

@@ -6,6 +6,7 @@ machines) and Optuna's journal file (`journal:///path.log`). The lock is what ma
 concurrency: creating it, queueing its plan and claiming a trial happen under it, one process at a time.
 """
 
+import atexit
 import contextlib
 import fcntl
 import functools
@@ -135,6 +136,10 @@ def open_storage(url: str) -> BaseStorage:
                 # The mode is stored in the database file, so every process opening it gets it.
                 with storage.engine.connect() as connection:
                     connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+                # SQLite folds the log back into the file when the last connection closes; a pooled
+                # connection left open at exit leaves the newest trials in NAME.db-wal only, and a
+                # study copied as its .db file alone would lack them.
+                atexit.register(storage.engine.dispose)
         except Exception as err:
             if _disk_full(err, url):
                 raise EnvironmentFault(storage_failure(err, url)) from err
