@@ -46,3 +46,10 @@ def test_a_training_run_never_imports_the_report_libraries(tmp_path, data_dir):
     train = ["train", "trainer.max_steps=1", "trainer.progress=false", f"data_dir={data_dir}"]
     run([train], [], tmp_path)  # MNIST-1D generated once (the mnist1d package imports matplotlib)
     run([train], ["pandas", "matplotlib", "seaborn"], tmp_path)
+
+
+def test_checking_a_sweep_never_imports_torch_compile(tmp_path, data_dir):
+    """A sweep's plan, and every check before trial 0, build an optimizer but run no step: torch's tracer
+    (torch._dynamo, over a second to import) stays unloaded until a step needs it."""
+    sweep = ["train", "-m", "optimizer.lr=interval(0.001,0.01)", "--dry-run", f"data_dir={data_dir}"]
+    run([sweep], ["torch._dynamo", "torch._inductor"], tmp_path)

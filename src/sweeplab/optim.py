@@ -20,6 +20,22 @@ OPTIMIZERS: Registry = Registry("optimizer")
 SCHEDULERS: Registry = Registry("scheduler")
 
 
+def _skip_dynamo_import() -> None:
+    """torch wraps some Optimizer methods (add_param_group, state_dict, load_state_dict, zero_grad) so
+    that torch.compile's tracer leaves them alone, and the wrapper imports torch._dynamo on its first call:
+    1.2 s of every command's start-up, for a tracer sweeplab never runs. Outside a compiled function the
+    wrapper only calls the method it wraps, and it calls whatever the method's `__dynamo_disable` holds
+    instead of importing: the method itself here. (If torch renames the mark, this does nothing.)"""
+    wrapper_code = torch._disable_dynamo(lambda: None).__code__
+    for value in vars(Optimizer).values():
+        method = getattr(value, "__wrapped__", None)
+        if getattr(value, "__code__", None) is wrapper_code and method is not None:
+            setattr(method, "__dynamo_disable", method)
+
+
+_skip_dynamo_import()
+
+
 def _check_common(lr: float, weight_decay: float) -> None:
     require(lr > 0 and math.isfinite(lr), "optimizer.lr", f"must be a positive number, got {lr}")
     require(weight_decay >= 0, "optimizer.weight_decay", f"must be >= 0, got {weight_decay}")

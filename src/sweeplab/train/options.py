@@ -101,7 +101,9 @@ class TrainerOptions:
         torch.manual_seed(self.seed)
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
-        torch.use_deterministic_algorithms(self.deterministic, warn_only=True)
+        if self.deterministic != torch.are_deterministic_algorithms_enabled():
+            # the call imports torch._inductor (over a second of start-up): only when the mode changes
+            torch.use_deterministic_algorithms(self.deterministic, warn_only=True)
         torch.backends.cudnn.benchmark = not self.deterministic
         if self.deterministic and torch.cuda.is_available():
             # cuBLAS needs this for reproducible matmuls; it must be set before the first cuBLAS call
