@@ -175,9 +175,12 @@ def test_a_server_stopped_mid_sweep_loses_nothing_that_export_does_not_fill_in(t
         output, _ = run.communicate(timeout=600)
         assert run.returncode == 0, output
         warnings = [line for line in output.splitlines() if "logger mlflow failed" in line]
-        assert 1 <= len(warnings) <= 3, output  # one per trial that met the stopped server
-        assert all("sweeplab export mlflow" in line for line in warnings)
         sweep = tmp_path / "outputs" / "sweeps" / "down"
+        # at most one per trial that met the stopped server (its tracker is dropped for the rest of the
+        # run); trial 0's summary.json is written before its final metrics go out, so it may be one
+        met = [next((t for t in "0123" if f"{sweep / t} not logged" in line), None) for line in warnings]
+        assert None not in met and 1 <= len(met) == len(set(met)), output
+        assert all("sweeplab export mlflow" in line for line in warnings)
         assert all((sweep / t / "summary.json").is_file() for t in "0123")  # every record kept
 
         server.start()
