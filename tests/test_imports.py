@@ -42,10 +42,11 @@ def test_help_and_studies_never_import_torch(tmp_path):
     run(commands, ["torch"], tmp_path)
 
 
-def test_a_training_run_never_imports_the_report_libraries(tmp_path, data_dir):
+def test_a_training_run_never_imports_the_report_libraries_optuna_or_the_tracer(tmp_path, data_dir):
     train = ["train", "trainer.max_steps=1", "trainer.progress=false", f"data_dir={data_dir}"]
     run([train], [], tmp_path)  # MNIST-1D generated once (the mnist1d package imports matplotlib)
-    run([train], ["pandas", "matplotlib", "seaborn"], tmp_path)
+    # nor Optuna (a single run stores nothing), nor torch's tracer (torch.optim's step imports it)
+    run([train], ["pandas", "matplotlib", "seaborn", "optuna", "sqlalchemy", "torch._dynamo"], tmp_path)
 
 
 def test_checking_a_sweep_never_imports_torch_compile(tmp_path, data_dir):

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+import sweeplab.optim
 from sweeplab.config import ConfigError
 from sweeplab.losses import build_loss
 from sweeplab.optim import build_optimizer, build_schedule
@@ -88,3 +89,38 @@ def test_hinge_loss_is_the_multiclass_svm_loss(make_cfg):
     # CS231n's worked example: per-sample losses 2.9, 0, 12.9, each divided by the 3 classes here
     expected = torch.tensor([2.9, 0.0, 12.9]).div(3).mean()
     assert build_loss(make_cfg("loss=hinge").loss)(scores, labels) == pytest.approx(expected.item(), abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "cls, options",
+    [
+        (torch.optim.SGD, dict(lr=0.1, momentum=0.9)),
+        (torch.optim.Adam, dict(lr=0.01, weight_decay=0.1)),
+        (torch.optim.AdamW, dict(lr=0.01)),
+        (torch.optim.RMSprop, dict(lr=0.01, momentum=0.5)),
+    ],
+)
+def test_a_step_without_the_tracer_updates_as_torchs_own_step(cls, options, monkeypatch):
+    """Until torch._dynamo is loaded, the optimizers step without torch's wrapper (which imports it:
+    1.2 s of every training process's start-up; test_imports checks that a run never loads it): the
+    same weights as torch's own step, grad mode off inside the step and on after."""
+
+    def run(tracer_loaded: bool) -> list[torch.Tensor]:
+        monkeypatch.setattr(sweeplab.optim, "_tracer_loaded", lambda: tracer_loaded)
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        optimizer = cls(model.parameters(), **options)
+        x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+        for _ in range(3):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+            assert torch.is_grad_enabled() and all(p.grad_fn is None for p in model.parameters())
+        return [p.detach().clone() for p in model.parameters()]
+
+    chain = [cls.step]  # torch's profiler hook (once an instance exists), ours, torch's update
+    while hasattr(chain[-1], "__wrapped__"):
+        chain.append(chain[-1].__wrapped__)
+    assert any(step.__code__.co_filename == sweeplab.optim.__file__ for step in chain)
+    ours, torchs = run(tracer_loaded=False), run(tracer_loaded=True)
+    assert all(torch.equal(a, b) for a, b in zip(ours, torchs, strict=True))

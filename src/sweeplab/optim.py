@@ -5,13 +5,17 @@ decay per epoch) are converted with the run's steps per epoch, so `exponential` 
 the rate by 5% after each pass over the training set whatever the batch size.
 """
 
+import functools
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
+from torch.optim.optimizer import _use_grad_for_differentiable
 
 from sweeplab.config import require
 from sweeplab.registry import Registry
@@ -34,6 +38,38 @@ def _skip_dynamo_import() -> None:
 
 
 _skip_dynamo_import()
+
+
+def _step_in_grad_mode(cls: type[Optimizer]) -> type[Optimizer]:
+    """torch's `step` sets the grad mode and calls `torch._dynamo.graph_break()` around the update, which
+    imports torch._dynamo (1.2 s) at the first step of every training process. Outside a compiled function
+    graph_break does nothing, so until something has loaded the tracer the step runs in its grad mode
+    alone; once it is loaded (torch.compile may be tracing), torch's own wrapper runs. Only a step still
+    wrapped as torch defines it is replaced (else this does nothing: torch changed, or a class already
+    stepped), before any instance adds its profiler hooks."""
+    wrapped = cls.__dict__.get("step")
+    update = getattr(wrapped, "__wrapped__", None)
+    if getattr(wrapped, "__code__", None) is not _USE_GRAD_CODE or update is None:
+        return cls
+
+    @functools.wraps(update)
+    def step(self: Optimizer, *args: Any, **kwargs: Any) -> Any:
+        if _tracer_loaded():
+            return wrapped(self, *args, **kwargs)
+        with torch.set_grad_enabled(self.defaults["differentiable"]):
+            return update(self, *args, **kwargs)
+
+    cls.step = step  # type: ignore[method-assign]
+    return cls
+
+
+def _tracer_loaded() -> bool:
+    return "torch._dynamo" in sys.modules
+
+
+_USE_GRAD_CODE = _use_grad_for_differentiable(lambda self: None).__code__
+for _optimizer in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop):
+    _step_in_grad_mode(_optimizer)
 
 
 def _check_common(lr: float, weight_decay: float) -> None:

@@ -13,7 +13,6 @@ import importlib
 import logging
 import traceback
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,9 @@ from sweeplab.engine.study import PRUNERS, build_from
 from sweeplab.files import environment_fault
 from sweeplab.paths import register_resolvers
 from sweeplab.sweeper.replicates import Aggregator, Replication, combine, member_configs, write_summary
-from sweeplab.sweeper.task import Packing, contract_of
+from sweeplab.sweeper.task import REPORTER, Packing, Reporter, contract_of
 
 register_resolvers()  # a spawned worker resolves the job config
-Reporter = Callable[[int, dict[str, float]], bool]
-_REPORTER: ContextVar[Reporter | None] = ContextVar("sweeplab_reporter", default=None)
-
-
-def current_reporter() -> Reporter | None:
-    """The running trial's reporter, for a task function launched by the sweeper (None otherwise)."""
-    return _REPORTER.get()
 
 
 @dataclass(frozen=True)
@@ -79,7 +71,7 @@ def run_trial(job: TrialJob, reporter: Reporter | None = None) -> TrialOutcome:
         # name. (Hydra's Singleton.get_state() would carry them too, but its resolvers do not pickle.)
         setup_globals()
         JobRuntime.instance().set("name", job.config.hydra.job.name)
-    token = _REPORTER.set(reporter)
+    token = REPORTER.set(reporter)
     try:
         ret = run_job(
             task_function=_outcome_of(resolve_task(job.task)),
@@ -92,7 +84,7 @@ def run_trial(job: TrialJob, reporter: Reporter | None = None) -> TrialOutcome:
     except Exception as err:  # Hydra's own records of the job (its folder, .hydra/, the log file)
         return _failed(err)
     finally:
-        _REPORTER.reset(token)
+        REPORTER.reset(token)
 
 
 def run_jobs(jobs: list[TrialJob]) -> list[TrialOutcome]:

@@ -3,11 +3,19 @@ reports during a run (for pruning), and how to check a config without running it
 checked whole before its first trial: a typo'd objective or a config that cannot build costs nothing."""
 
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
 ATTRIBUTE = "sweeplab_task"
+Reporter = Callable[[int, dict[str, float]], bool]  # (step, metrics) -> whether the trial should stop
+REPORTER: ContextVar[Reporter | None] = ContextVar("sweeplab_reporter", default=None)  # set by the job
+
+
+def current_reporter() -> Reporter | None:
+    """The running trial's reporter, for a task function launched by the sweeper (None otherwise)."""
+    return REPORTER.get()
 
 
 @dataclass(frozen=True)
