@@ -192,6 +192,7 @@ def test_two_workers_run_trials_at_the_same_time(tmp_path, sweeplab):
         "hydra.sweeper.n_jobs=2",
         "trainer.max_steps=400",
         "trainer.eval_every=100",
+        process=True,  # what its processes leave at exit is the point
     )
     assert done.returncode == 0, done.stdout
     # every process closed its connections, so SQLite folded its log into the file: the .db file alone,
