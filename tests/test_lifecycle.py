@@ -14,6 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from sweeplab.config import SweeplabError
+from sweeplab.engine.attrs import set_user_attrs
 from sweeplab.engine.lifecycle import HEARTBEAT, OWNER, QUEUE_AHEAD, SharedStudy, StudySpec
 from sweeplab.engine.owner import this_process
 from sweeplab.engine.storage import (
@@ -134,6 +135,22 @@ def test_the_heartbeat_stamps_running_trials(url):
     first = shared.study._storage.get_trial(trial._trial_id).user_attrs[HEARTBEAT]
     time.sleep(1.0)
     assert shared.study._storage.get_trial(trial._trial_id).user_attrs[HEARTBEAT] > first
+    shared.close()
+
+
+def test_a_trials_attributes_are_written_together_and_never_onto_a_finished_trial(url):
+    shared = SharedStudy(spec(url, fresh_name()))
+    trial = shared.claim()  # its owner and first heartbeat, written together
+    records = {"metrics": {"val_acc": 0.5, "steps": None}, "output_dir": "/x/0", "overrides": ["a=1"]}
+    set_user_attrs(trial, records)
+    stored = open_storage(url).get_trial(trial._trial_id).user_attrs  # as another process reads it
+    assert {k: stored[k] for k in records} == records and {OWNER, HEARTBEAT} <= set(stored)
+    assert trial.user_attrs == stored  # the trial's own copy agrees
+    shared.complete(trial, [0.5])
+    with pytest.raises((optuna.exceptions.UpdateFinishedTrialError, RuntimeError)):
+        set_user_attrs(trial, {"late": 1, "metrics": {}})
+    after = open_storage(url).get_trial(trial._trial_id).user_attrs
+    assert "late" not in after and after["metrics"] == records["metrics"]
     shared.close()
 
 

@@ -30,6 +30,7 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from sweeplab.config import SweeplabError
+from sweeplab.engine.attrs import set_user_attrs
 from sweeplab.engine.owner import Owner, this_process
 from sweeplab.engine.storage import masked, open_storage, study_lock
 from sweeplab.engine.study import PRUNERS, SAMPLERS, build_from, check_same_study
@@ -378,8 +379,7 @@ def _key(params: Mapping[str, Any]) -> str:
 
 def _stamp(trial: Trial) -> None:
     """A claimed trial's owner (this process) and first heartbeat."""
-    trial.set_user_attr(OWNER, this_process().record())
-    trial.set_user_attr(HEARTBEAT, time.time())
+    set_user_attrs(trial, {OWNER: this_process().record(), HEARTBEAT: time.time()})
 
 
 def _fixed_params(trial: FrozenTrial) -> dict[str, Any]:

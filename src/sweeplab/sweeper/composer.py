@@ -11,6 +11,7 @@ from omegaconf import DictConfig, open_dict
 from optuna.trial import Trial
 
 from sweeplab.config import SweeplabError
+from sweeplab.engine.attrs import set_user_attrs
 from sweeplab.sweeper.job import TrialJob
 from sweeplab.sweeper.setups import Setup
 from sweeplab.sweeper.space import Param
@@ -84,12 +85,15 @@ class TrialComposer:
             task_config = {key: plain(config[key]) for key in config if key != "hydra"}
         except Exception as err:
             raise SweeplabError(f"trial {trial.number}: the config does not resolve: {err}") from err
-        records = {"overrides": list(config.hydra.overrides.task), "config": task_config}
-        for key, value in {**records, "output_dir": str(output_dir)}.items():
-            trial.set_user_attr(key, value)
+        records = {
+            "overrides": list(config.hydra.overrides.task),
+            "config": task_config,
+            "output_dir": str(output_dir),
+        }
         setup = self._setup(trial)
         if setup is not None:
-            trial.set_user_attr("setup", setup.record())
+            records["setup"] = setup.record()
+        set_user_attrs(trial, records)
         resumed = (
             f" (retry of trial {trial.user_attrs['retry_of']})" if "retry_of" in trial.user_attrs else ""
         )

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from optuna.trial import Trial
 
 from sweeplab.config import SweeplabError
+from sweeplab.engine.attrs import set_user_attrs
 from sweeplab.engine.folders import FolderTaken, TrialFolders
 from sweeplab.engine.lifecycle import DONE, SharedStudy
 from sweeplab.engine.progress import Progress
@@ -240,18 +241,18 @@ class SweepController:
             return self._failed(trial, outcome.error, outcome.traceback)
         value = outcome.value
         metrics = dict(value) if isinstance(value, dict) else {next(iter(self.objectives)): value}
+        records = {}
         if "replicates" in metrics:  # each member's seed and metrics (sweeplab.sweeper.replicates)
-            trial.set_user_attr("replicates", [_json_safe(m) for m in metrics.pop("replicates")])
-        trial.set_user_attr("metrics", _json_safe(metrics))
+            records["replicates"] = [_json_safe(m) for m in metrics.pop("replicates")]
+        records["metrics"] = _json_safe(metrics)
         status = metrics.get("status", "completed")
+        if status == "diverged":
+            member = metrics.get("replicate")
+            whose = f"the loss of replicate {member}" if member else "the loss"
+            records["error"] = f"diverged: {whose} became NaN or infinite by step {metrics.get('steps')}"
+        set_user_attrs(trial, records)
         if status in ("pruned", "diverged"):  # both stopped early: finished, not failed
             self.ran["PRUNED"] += 1
-            if status == "diverged":
-                member = metrics.get("replicate")
-                whose = f"the loss of replicate {member}" if member else "the loss"
-                trial.set_user_attr(
-                    "error", f"diverged: {whose} became NaN or infinite by step {metrics.get('steps')}"
-                )
             self.shared.prune(trial)
             return self._ended(trial, "PRUNED", f"({status} at step {metrics.get('steps')})")
         missing = [m for m in self.objectives if not isinstance(metrics.get(m), int | float)]
