@@ -40,6 +40,8 @@ def test_help_and_studies_never_import_torch(tmp_path):
         ["studies"],
     ]
     run(commands, ["torch"], tmp_path)
+    # nor does the report's help load the report's libraries (2 s of them)
+    run([["report", "--help"]], ["pandas", "seaborn", "matplotlib", "scipy"], tmp_path)
 
 
 def test_a_training_run_never_imports_the_report_libraries_optuna_or_the_tracer(tmp_path, data_dir):

@@ -120,6 +120,9 @@ def _train(args: list[str]) -> None:
 
 
 def _report(args: list[str]) -> None:
+    from sweeplab.report.arguments import parser
+
+    parser().parse_args(args)  # --help, or a mistyped option, before the report's libraries load
     from sweeplab.report.command import main as report
 
     report(args)

@@ -2,7 +2,6 @@
 (and the same as one self-contained index.html)
 that summarises it and shows the command that reproduces its best trial."""
 
-import argparse
 import logging
 import os
 import shlex
@@ -28,54 +27,16 @@ from sweeplab.engine.storage import (
 from sweeplab.files import write_atomic
 from sweeplab.paths import config_dir
 from sweeplab.report import render
+from sweeplab.report.arguments import parser
 from sweeplab.report.figures import write_figures
 from sweeplab.report.folder import check_out, report_folder
 from sweeplab.report.frame import python_value, studies_frame
 from sweeplab.report.page import to_page
-from sweeplab.report.stats import METHODS, prediction_interval
+from sweeplab.report.stats import prediction_interval
 from sweeplab.report.tables import OUTCOME, Statistics, Table, build_table, marginals
 
 log = logging.getLogger(__name__)
 FORMATS = {"md": render.to_markdown, "tex": render.to_latex, "csv": render.to_csv, "html": render.to_html}
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sweeplab report", description=__doc__)
-    p.add_argument(
-        "studies",
-        nargs="*",
-        help="study names; or sweep=NAME and other overrides (size=smoke), as `sweeplab train` takes them",
-    )
-    p.add_argument(
-        "--sweep", help="a sweep file's name (sweeps/NAME.yaml): its study, storage and report spec"
-    )
-    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///studies/<study>.db)")
-    p.add_argument("--out", type=Path, help="output folder (default: outputs/reports/<study>)")
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an output folder that holds files the report did not write",
-    )
-    p.add_argument("--format", default="md,tex,csv,html", help="table formats, comma-separated")
-    p.add_argument("--include-failed", action="store_true", help="also show FAIL and PRUNED trials as rows")
-    p.add_argument("--ablation", action="store_true", help="mark cells that differ from the first row")
-    p.add_argument(
-        "--notes", type=Path, help="a Markdown file put at the top of index.md (what was run, on what)"
-    )
-    p.add_argument(
-        "--ci", type=float, default=0.95, help="the confidence level of intervals and tests (default 0.95)"
-    )
-    p.add_argument(
-        "--stats",
-        choices=list(METHODS),
-        default="t",
-        help="a row's interval for its mean: t (Student's t, default) or bootstrap (BCa, percentile "
-        "where BCa cannot be computed); changes between rows always use Welch's t",
-    )
-    p.add_argument(
-        "--holm", action="store_true", help="Holm's correction over each table's comparisons (p-values)"
-    )
-    return p
 
 
 def main(argv: Sequence[str]) -> None:
