@@ -6,16 +6,14 @@ start-up, data loading, records and checkpoints are all counted.
    pack 1 / n_jobs 1 (the baseline), pack 16 / n_jobs 1, pack 1 / n_jobs 2, pack 8 / n_jobs 2.
 2. --cifar PATH: 16 CIFAR-10-shaped MLP trials (3072-100-100-10, report 000's row), batch 200, on the
    JPEG copy (`dataset.path`), --cifar-steps steps each: the same comparison.
-3. --profile: where the fixed cost of a trial goes: 30 one-step MNIST-1D trials in one sweep, per trial
-   (the command's wall time / 30), and cProfile's top entries of the controller process.
+(Where a trial's fixed cost goes: bench/profile_trial.py; start-up: bench/bench_startup.py.)
 
     python bench/bench_pack.py [--steps 1000] [--cifar ../shared/data/cifar10-jpeg/cifar10-jpeg.tar.gz]
-        [--device cpu] [--big 64] [--profile] [--no-mnist1d]
+        [--device cpu] [--big 64] [--no-mnist1d]
 """
 
 import argparse
 import os
-import pstats
 import subprocess
 import sys
 import tempfile
@@ -60,7 +58,6 @@ def main() -> None:
     parser.add_argument("--cifar-steps", type=int, default=500)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--big", type=int, default=0, help="also pack this many (a GPU: 64) trials")
-    parser.add_argument("--profile", action="store_true")
     parser.add_argument("--no-mnist1d", action="store_true", help="skip the MNIST-1D comparison")
     args = parser.parse_args()
     env = dict(
@@ -106,60 +103,6 @@ def main() -> None:
             )
         title = f"16 CIFAR-10-shaped MLP trials (3072-100-100-10), batch 200, {args.cifar_steps} steps"
         compare(title + " (CIFAR-10 JPEG q75 copy)", cifar, settings, env)
-    if args.profile:
-        profile(env)
-
-
-def profile(env: dict[str, str]) -> None:
-    """30 one-step trials in one sweep: the fixed cost per trial, and where the controller spends it."""
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        common = [
-            "optimizer.lr=interval(0.0001,0.01)",
-            "hydra.sweeper.n_trials=30",
-            "trainer.max_steps=1",
-            "trainer.progress=false",
-            f"hydra.sweeper.storage=sqlite:///{work}/s.db",
-        ]
-        for pack in (1, 10):
-            wall = run(
-                [*common, f"hydra.sweeper.pack={pack}", f"hydra.sweeper.study_name=p{pack}"], work, env
-            )
-            print(
-                f"\n30 one-step trials, pack {pack}: {1000 * wall / 30:.0f} ms per trial (start-up included)"
-            )
-        stats = work / "profile.out"
-        command = [
-            sys.executable,
-            "-m",
-            "cProfile",
-            "-o",
-            str(stats),
-            SWEEPLAB[0],
-            "train",
-            "-m",
-            *common,
-            "hydra.sweeper.study_name=prof",
-        ]
-        subprocess.run(command, cwd=work, env=env, check=True, capture_output=True)
-        print("\nwhere a trial's time goes (pack 1, under cProfile, which slows each call), ms per trial:")
-        for (path, _, name), (_, calls, _, cumulative, _) in sorted(pstats.Stats(str(stats)).stats.items()):
-            if any(path.endswith(file) and name == function for file, function in PHASES):
-                print(f"  {Path(path).name}:{name:<16} {1000 * cumulative / 30:6.1f}  ({calls} calls)")
-
-
-# The per-trial path, in the order a trial meets it
-PHASES = [
-    ("lifecycle.py", "claim"),  # ask Optuna for the trial under the study's lock, stamp its owner
-    ("composer.py", "job_for"),  # compose its config (a copy of the cached composition), record it
-    ("hydra/core/utils.py", "run_job"),  # Hydra's job: its folder, .hydra/ files, logging, the task
-    ("hydra/core/utils.py", "_save_config"),
-    ("loop.py", "build_trial"),  # check the config, seed, load the data (cached), build the model
-    ("records.py", "__init__"),  # the run's folder and config.yaml
-    ("loop.py", "fit"),
-    ("loop.py", "conclude"),  # test the last and best weights, best.pt, summary.json
-    ("controller.py", "_finish"),  # store the metrics, tell Optuna, the progress line
-]
 
 
 if __name__ == "__main__":

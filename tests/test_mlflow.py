@@ -105,6 +105,7 @@ def assert_run_matches(uri: str, run, run_dir: Path, parent) -> None:
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"config.yaml", "summary.json"}
 
 
+@pytest.mark.slow  # an MLflow server (10 s to start) and two worker processes
 def test_a_packed_sweep_with_workers_logs_the_study_and_one_nested_run_per_trial(tmp_path, sweeplab, server):
     args = [
         "train", "-m", "logger=mlflow", f"logger.mlflow.tracking_uri={server.uri}",

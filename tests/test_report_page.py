@@ -37,6 +37,7 @@ def browser():
     driver.quit()
 
 
+@pytest.mark.slow  # a headless Chromium takes 10-25 s to start here
 def test_the_report_page_renders_every_table_and_figure_with_the_csvs_numbers(tmp_path, sweeplab, browser):
     from selenium.webdriver.common.by import By
 

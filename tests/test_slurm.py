@@ -212,9 +212,8 @@ def test_bad_partition_and_sqlite_are_refused_before_submitting(sweeplab, tmp_pa
 
 
 @needs_slurm
-@pytest.mark.parametrize(
-    "journal", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["postgresql", "journal"]
-)
+@pytest.mark.slow  # SLURM's scheduling alone takes about 20 s
+@pytest.mark.parametrize("journal", [False, True], ids=["postgresql", "journal"])
 def test_six_trials_as_two_array_jobs_finish_with_exactly_six(
     sweeplab, tmp_path, journal, data_dir, monkeypatch
 ) -> None:
