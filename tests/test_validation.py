@@ -341,10 +341,10 @@ def test_a_sweep_file_that_is_not_yaml_is_one_line(tmp_path, sweeplab):
     assert nothing_created(tmp_path)
 
 
-@pytest.mark.parametrize("after", [0.2, 0.6, 1.2])
+@pytest.mark.parametrize("after", [0.2, 0.6, 1.2, 1.8])
 def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, sweeplab, after):
     run = sweeplab("train", *FAST, background=True, new_group=True)
-    time.sleep(after)  # while Python, Hydra and torch are still being imported
+    time.sleep(after)  # while Python, Hydra and torch are being imported
     run.send_signal(signal.SIGINT)
     out, _ = run.communicate(timeout=60)
     assert run.returncode == 130, out

@@ -160,6 +160,13 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message} ({category.__name__})\n"
 
 
+def preload(args: list[str]) -> None:
+    """The libraries a command will load, loaded now: the console script calls this while a Ctrl-C still
+    ends the process at once (an interrupt inside torch's import aborts it with a C++ error)."""
+    if args[:1] == ["train"] and not {"-h", "--help"} & set(args):
+        import sweeplab.train.loop  # noqa: F401  (torch)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     warnings.formatwarning = _one_line_warning
