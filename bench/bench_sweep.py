@@ -34,7 +34,9 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
 
 
 def per_trial(make_command, n: int, env: dict[str, str], cwd: Path) -> float:
-    """Milliseconds per trial, start-up excluded."""
+    """Milliseconds per trial, start-up excluded (after a run that warms the file cache, and an
+    environment's first run, which compiles its modules)."""
+    timed(make_command(1, "warm"), env, cwd)
     one, many = timed(make_command(1, "one"), env, cwd), timed(make_command(n, "many"), env, cwd)
     return 1000 * (many - one) / (n - 1)
 
