@@ -16,11 +16,11 @@ repeated in one run:
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from bench_startup import timed  # a whole command in a fresh folder
 
 HERE = Path(__file__).resolve().parent
 SWEEPLAB = [str(Path(sys.executable).with_name("sweeplab")), "train", "-m"]
@@ -33,16 +33,6 @@ TRIALS = [
 ]
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        done = subprocess.run(command, cwd=tmp, env=dict(env, CLASSIC_OUT=f"{tmp}/out"), capture_output=True)
-        wall = time.perf_counter() - start
-    if done.returncode:
-        raise SystemExit(f"failed: {' '.join(command)}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return wall
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
@@ -50,9 +40,9 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    env = dict(
-        os.environ, SWEEPLAB_DATA_DIR=os.environ.get("SWEEPLAB_DATA_DIR", str(Path("data").absolute()))
-    )
+    data = os.environ.get("SWEEPLAB_DATA_DIR", str(Path("data").absolute()))
+    classic_out = tempfile.mkdtemp(prefix="classic_")  # its trials' folders, written over at each repeat
+    env = dict(os.environ, SWEEPLAB_DATA_DIR=data, CLASSIC_OUT=classic_out)
     timed([*SWEEPLAB, "optimizer.lr=choice(0.001)", "trainer.max_steps=1"], env)  # MNIST-1D cached once
     commands = {
         "classic: Hydra + hydra-optuna-sweeper + a plain loop, one evaluation": [
