@@ -343,8 +343,11 @@ def test_a_sweep_file_that_is_not_yaml_is_one_line(tmp_path, sweeplab):
 
 @pytest.mark.parametrize("after", [0.2, 0.6, 1.2, 1.8])
 def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, sweeplab, after):
-    run = sweeplab("train", *FAST, background=True, new_group=True)
+    # long enough to be running whenever the signal comes (a fast machine finishes 40 steps in 1.8 s,
+    # and a signal in Python's own shutdown meets the default handler: not what this test is about)
+    run = sweeplab("train", "trainer.max_steps=100000", background=True, new_group=True)
     time.sleep(after)  # while Python, Hydra and torch are being imported
+    assert run.poll() is None
     run.send_signal(signal.SIGINT)
     out, _ = run.communicate(timeout=60)
     assert run.returncode == 130, out
