@@ -4,12 +4,16 @@ folder with MNIST-1D already cached, interleaved and repeated, medians shown:
 1. `python -c 'import torch'` (the floor) against `sweeplab train trainer.max_steps=1`, and the commands
    that never load torch (`sweeplab --help`, `sweeplab report --help`);
 2. 30 one-step MNIST-1D MLP trials in one sweep (`pack=1`), start-up included, per trial; and the cost of
-   one more trial without start-up: (60 trials - 30 trials) / 30.
+   one more trial without start-up: (60 trials - 30 trials) / 30. Beside them, the floor of any sweep
+   stored through Optuna: torch imported, then Optuna alone on SQLite, 30 trials that train nothing and
+   write no files; and with --classic-python, the classic stack (Hydra + hydra-optuna-sweeper + a plain
+   loop, bench/classic/, set up as bench_real_trials.py says) on the same 30 one-step trials.
 
 `--before SRC` runs the same commands with another checkout's `src` first on the path (e.g. a
 `git worktree` of an older commit), in the same run, so the two are measured side by side.
 
     python bench/bench_startup.py [--repeats 5] [--before /work/old/src]
+        [--classic-python /tmp/hos/bin/python]
 """
 
 import argparse
@@ -22,6 +26,14 @@ import time
 from pathlib import Path
 
 SWEEPLAB = str(Path(sys.executable).with_name("sweeplab"))
+FLOOR = "floor: torch, then Optuna alone on SQLite, 30 trials"
+CLASSIC = "classic stack, 30 one-step trials"
+OPTUNA_FLOOR = """
+import torch, optuna
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+study = optuna.create_study(storage="sqlite:///floor.db", direction="maximize")
+study.optimize(lambda trial: trial.suggest_float("lr", 1e-4, 1e-2, log=True), n_trials=30)
+"""
 ONE_STEP_SWEEP = [
     "train",
     "-m",
@@ -45,9 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--before", help="another checkout's src folder, measured beside this one")
+    parser.add_argument("--classic-python", help="python of the hydra-optuna-sweeper environment")
     args = parser.parse_args()
     data = os.environ.get("SWEEPLAB_DATA_DIR", str(Path("data").absolute()))
-    env = dict(os.environ, SWEEPLAB_DATA_DIR=data)
+    env = dict(os.environ, SWEEPLAB_DATA_DIR=data, CLASSIC_OUT=tempfile.mkdtemp(prefix="classic_"))
     codes = {"now": env}
     if args.before:
         codes["before"] = dict(env, PYTHONPATH=str(Path(args.before).absolute()))
@@ -64,12 +77,17 @@ def main() -> None:
         "sweeplab report --help": [SWEEPLAB, "report", "--help"],
         "30 one-step trials": [SWEEPLAB, *ONE_STEP_SWEEP, "hydra.sweeper.n_trials=30"],
         "60 one-step trials": [SWEEPLAB, *ONE_STEP_SWEEP, "hydra.sweeper.n_trials=60"],
+        FLOOR: [sys.executable, "-c", OPTUNA_FLOOR],
     }
+    if args.classic_python:
+        classic = [args.classic_python, str(Path(__file__).parent / "classic" / "classic_app.py"), "-m"]
+        commands[CLASSIC] = [*classic, "steps=1", "hydra.sweeper.n_trials=30"]
+    references = {"python -c 'import torch'", FLOOR, CLASSIC}  # measured once, not per checkout
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.repeats):  # interleaved: the machine's load falls on all alike
         for name, command in commands.items():
             for code, code_env in codes.items():
-                if code == "before" and "import torch" in name:
+                if code == "before" and name in references:
                     continue
                 times.setdefault((name, code), []).append(timed(command, code_env))
     median = {key: statistics.median(values) for key, values in times.items()}
@@ -89,6 +107,9 @@ def main() -> None:
             f"{code}: {1000 * thirty / 30:.0f} ms a trial with start-up (30 trials); "
             f"{1000 * (sixty - thirty) / 30:.0f} ms a trial more without it"
         )
+    for name in (FLOOR, CLASSIC):
+        if name in commands:
+            print(f"{name}: {1000 * median[(name, 'now')] / 30:.0f} ms a trial with start-up")
 
 
 if __name__ == "__main__":
