@@ -112,6 +112,36 @@ def test_a_trial_of_a_dead_process_on_this_host_is_reclaimed_at_once_and_queued_
     assert retry.system_attrs["fixed_params"] == {"x": 0}
 
 
+def test_a_killed_trial_of_a_study_that_searches_nothing_is_queued_to_resume_within_the_budget(url):
+    # e.g. one configuration run n_trials times, or replicated: its trials have no values at all
+    name = fresh_name()
+    nothing = {"space": {}, "objectives": SPACE["objectives"], "fixed": {"trainer.max_steps": 1000}}
+    unsearched = {"signature": nothing, "plan": [], "n_trials": 3}
+    shared = SharedStudy(spec(url, name, **unsearched))
+    trial = shared.claim()
+    trial.set_user_attr("output_dir", "/somewhere/0")
+    trial.set_user_attr(OWNER, dataclasses.replace(this_process(), pid=2**22 + 17).record())
+    shared.mine.clear()
+    other = SharedStudy(spec(url, name, **unsearched))
+    retry = next(t for t in other.study.trials if t.user_attrs.get("retry_of") == 0)
+    assert retry.state == TrialState.WAITING and retry.user_attrs["resume_dir"] == "/somewhere/0"
+    first = other.claim()
+    assert first.number == retry.number  # the retry before any new trial
+    other.complete(first, [1.0])
+    while (trial := other.claim()) is not None:
+        other.complete(trial, [1.0])
+    assert Counter(t.state for t in other.study.trials) == {TrialState.COMPLETE: 3, TrialState.FAIL: 1}
+
+
+def test_a_trial_killed_before_it_had_its_values_is_not_queued_with_none(url):
+    # it was drawn by the sampler, not queued: a retry without values would resume another configuration
+    name = fresh_name()
+    shared = SharedStudy(spec(url, name, plan=[], sampler={"name": "random", "seed": 0}))
+    trial = shared.claim()
+    shared.fail(trial, "its worker process was killed by SIGKILL", requeue=True, counts_as_retry=True)
+    assert not any("retry_of" in t.user_attrs for t in shared.study.trials)
+
+
 def test_a_trial_of_another_host_is_waited_for_until_its_heartbeat_is_older_than_stale_after(url):
     name = fresh_name()
     shared = SharedStudy(spec(url, name))

@@ -262,8 +262,14 @@ def test_conditional_parameters_are_sampled_only_where_the_config_has_them(tmp_p
     assert {t.params["optimizer"] for t in trials} == {"sgd", "adam"}
 
 
-def test_killed_sweep_reruns_at_once_to_exactly_n_trials_resuming_the_killed_trial(tmp_path, sweeplab):
-    args = ["train", "-m", LR, "hydra.sweeper.study_name=k", "hydra.sweeper.n_trials=4", *SLOW_TRIALS]
+@pytest.mark.parametrize(
+    "searched",
+    [[LR], pytest.param([], marks=pytest.mark.slow, id="nothing searched: one configuration 4 times")],
+)
+def test_killed_sweep_reruns_at_once_to_exactly_n_trials_resuming_the_killed_trial(
+    tmp_path, sweeplab, searched
+):
+    args = ["train", "-m", *searched, "hydra.sweeper.study_name=k", "hydra.sweeper.n_trials=4", *SLOW_TRIALS]
     args.append("trainer.checkpoint_every=0")  # a checkpoint at each evaluation, to resume from after -9
     first = sweeplab(*args, background=True, new_group=True)
     second = tmp_path / "outputs" / "sweeps" / "k" / "1" / "history.csv"

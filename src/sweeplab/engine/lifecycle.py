@@ -336,7 +336,9 @@ class SharedStudy:
             return  # it finished meanwhile
         params = _fixed_params(trial)
         retries = trial.user_attrs.get("retries", 0) + counts_as_retry
-        if not requeue or not params:
+        # a trial without values is queued again only where the study searches nothing: elsewhere it
+        # ended before it had them, and a retry would draw others and resume in its folder
+        if not requeue or (not params and self.spec.signature.get("space")):
             return
         if retries > self.spec.max_retries:
             log.warning("trial %d: %s; not queued again (%d retries used)", trial.number, error, retries - 1)

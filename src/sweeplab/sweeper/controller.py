@@ -310,7 +310,7 @@ class SweepController:
             best = study.best_trials if len(self.objectives) > 1 else [study.best_trial]
             for t in best[:5]:
                 values = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, t.values, strict=True))
-                searched = " ".join(f"{k}={v}" for k, v in t.params.items())
+                searched = " ".join(f"{k}={v}" for k, v in t.params.items()) or "(no searched values)"
                 log.info(
                     "best: trial %d, %s, %s -> %s", t.number, values, searched, t.user_attrs.get("output_dir")
                 )
