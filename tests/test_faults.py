@@ -226,3 +226,34 @@ def test_a_report_never_writes_to_a_storage_and_never_replaces_files_it_did_not_
     assert "**What was run.** two trials" in (tmp_path / "rep" / "index.md").read_text()
     without = sweeplab("report", "default", "--out", "rep")  # now the notes are the user's own file
     assert without.returncode == 2 and "rep/notes.md" in without.stdout and notes.is_file()
+
+
+def test_a_journal_with_a_torn_last_record_is_carried_on_never_made_unreadable(tmp_path, sweeplab):
+    """A process killed while it appended left half a record: Optuna's reader skips it, and the rerun's
+    first append must not join its record onto it (the whole file would be unreadable from then on)."""
+    journal = tmp_path / "jr.log"
+    args = [
+        "train",
+        "-m",
+        LR,
+        "hydra.sweeper.study_name=jr",
+        f"hydra.sweeper.storage=journal://{journal}",
+        *FAST,
+    ]
+    assert sweeplab(*args, "hydra.sweeper.n_trials=2").returncode == 0
+    with journal.open("ab") as file:  # what a kill during Optuna's write leaves
+        file.write(b'{"op_code":5,"worker_id":"dead","tri')
+    before = _journal_study(journal, "jr")
+    assert states(before) == {"COMPLETE": 2}  # Optuna itself still reads it
+    again = sweeplab(*args, "hydra.sweeper.n_trials=3")
+    assert again.returncode == 0, again.stdout
+    assert "jr.log ended in a torn record (36 bytes" in again.stdout
+    assert (tmp_path / "jr.log.torn").read_bytes() == b'{"op_code":5,"worker_id":"dead","tri\n'
+    after = _journal_study(journal, "jr")
+    assert states(after) == {"COMPLETE": 3}
+    assert sweeplab("studies", "show", "jr", "--storage", f"journal://{journal}").returncode == 0
+
+
+def _journal_study(path: Path, name: str) -> optuna.Study:
+    backend = optuna.storages.journal.JournalFileBackend(str(path))
+    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(backend))

@@ -11,6 +11,8 @@ import contextlib
 import fcntl
 import functools
 import importlib.util
+import json
+import logging
 import os
 import random
 import re
@@ -24,6 +26,7 @@ from typing import IO
 import sqlalchemy
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._file import get_lock_file
 
 from sweeplab.config import SweeplabError
 from sweeplab.files import FULL_ERRNOS, EnvironmentFault
@@ -126,7 +129,7 @@ def open_storage(url: str) -> BaseStorage:
             ) from None
     with study_lock(url, "storage"):
         if kind == "journal":
-            return JournalStorage(JournalFileBackend(str(_file_of(url))))
+            return JournalStorage(SafeJournalBackend(str(_file_of(url))))
         # SQLite serialises writers: wait for the lock instead of failing when workers write at once.
         engine = {"connect_args": {"timeout": 60}} if kind == "sqlite" else {}
         try:
@@ -145,6 +148,59 @@ def open_storage(url: str) -> BaseStorage:
                 raise EnvironmentFault(storage_failure(err, url)) from err
             raise SweeplabError(f"hydra.sweeper.storage: cannot open {masked(url)}: {_reason(err)}") from err
         return storage
+
+
+class SafeJournalBackend(JournalFileBackend):
+    """Optuna's journal file, whose appends first cut off a torn last record. A process killed while it
+    appended leaves a line without its newline, which Optuna's reader skips; appending after it would
+    join the next record onto it and make the whole file unreadable. The torn bytes are kept in
+    `FILE.torn` (they were never a record anyone read), under Optuna's own lock, so no append is cut."""
+
+    def append_logs(self, logs: list[dict]) -> None:
+        # Optuna's append, with the cut first, under one hold of its lock
+        with get_lock_file(self._lock):
+            _cut_torn_tail(Path(self._file_path))
+            lines = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+            with open(self._file_path, "ab") as file:
+                file.write(lines.encode())
+                file.flush()
+                os.fsync(file.fileno())
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Truncate `path` after its last newline, appending what followed it to `path.torn`."""
+    with open(path, "rb+") as file:
+        size = file.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return
+        start = size
+        while start > 0:  # back to the last newline, a block at a time
+            step = min(start, 65536)
+            file.seek(start - step)
+            block = file.read(step)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                start = start - step + cut + 1
+                break
+            start -= step
+        file.seek(start)
+        torn = file.read()
+        with open(path.with_name(path.name + ".torn"), "ab") as aside:
+            aside.write(torn + b"\n")
+            aside.flush()
+            os.fsync(aside.fileno())
+        file.truncate(start)
+        file.flush()
+        os.fsync(file.fileno())
+    logging.getLogger("sweeplab.sweep").warning(
+        "%s ended in a torn record (%d bytes a killed process left half written); moved to %s.torn",
+        path,
+        len(torn),
+        path.name,
+    )
 
 
 def open_storage_readonly(url: str) -> BaseStorage:
