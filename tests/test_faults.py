@@ -257,3 +257,44 @@ def test_a_journal_with_a_torn_last_record_is_carried_on_never_made_unreadable(t
 def _journal_study(path: Path, name: str) -> optuna.Study:
     backend = optuna.storages.journal.JournalFileBackend(str(path))
     return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(backend))
+
+
+def _workers_seen(run: subprocess.Popen, seconds: float) -> tuple[int, list[int]]:
+    """The most child processes `run` had at once within `seconds`, and every one seen."""
+    most, seen = 0, set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and run.poll() is None:
+        now = children(run.pid)
+        most, seen = max(most, len(now)), seen | set(now)
+        time.sleep(0.05)
+    return most, sorted(seen)
+
+
+def test_n_jobs_far_above_the_work_starts_only_the_workers_that_have_work_and_ends_at_a_signal(
+    tmp_path, sweeplab
+):
+    """`n_jobs=1000` for 2 trials once started hundreds of workers, ignored Ctrl-C while they started
+    and left orphans. Now: no more workers than trials (and cores), Ctrl-C honoured, none left."""
+    args = ["train", "-m", LR, "hydra.sweeper.study_name=many", "hydra.sweeper.n_trials=2", *SLOW_TRIALS]
+    run = sweeplab(*args, "hydra.sweeper.n_jobs=1000", background=True, new_group=True)
+    most, seen = _workers_seen(run, 6)  # while the controller starts and its workers boot
+    os.killpg(run.pid, signal.SIGINT)
+    out = run.communicate(timeout=60)[0]
+    assert run.returncode == 130, out
+    assert "n_jobs=1000 is more than the" in out and "Traceback" not in out
+    assert 1 <= most <= 3, (most, out)  # the two trials' workers and multiprocessing's resource tracker
+    time.sleep(0.5)
+    assert not [p for p in seen if alive(p)]
+
+
+def test_no_worker_outlives_its_controller_killed_by_sigkill(tmp_path, sweeplab):
+    args = ["train", "-m", LR, "hydra.sweeper.study_name=orphans", "hydra.sweeper.n_trials=4", *SLOW_TRIALS]
+    run = sweeplab(*args, "hydra.sweeper.n_jobs=2", background=True, new_group=True)
+    wait_for_rows(tmp_path / "outputs" / "sweeps" / "orphans" / "1" / "history.csv", 1)
+    workers = children(run.pid)
+    run.kill()  # the controller alone, as the OOM killer would
+    run.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while [p for p in workers if alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(workers) in (2, 3) and not [p for p in workers if alive(p)]  # and the resource tracker

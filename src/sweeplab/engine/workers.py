@@ -23,6 +23,7 @@ from typing import Any
 from sweeplab.stopping import Interrupted, ask_to_stop
 
 PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGUSR2}
 # What a runner runs: a job (one trial, or a pack of them) -> one outcome per trial. A module-level
 # function, so that a spawned worker can import it by name.
 Run = Callable[[Any], list]
@@ -56,16 +57,25 @@ class InlineRunner:
         pass
 
 
+def cpu_slots() -> int:
+    """The CPU cores this process may use: in a SLURM job its share of the node (cpus_per_task), else
+    the cores it is allowed to run on."""
+    if os.environ.get("SLURM_CPUS_PER_TASK"):
+        return max(1, int(os.environ["SLURM_CPUS_PER_TASK"]))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class WorkerPool:
-    def __init__(self, n_jobs: int, run: Run) -> None:
+    """Up to `size` worker processes, each started when a job first needs it: a pool never holds more
+    workers than it has had jobs at once."""
+
+    def __init__(self, size: int, run: Run) -> None:
         import torch  # the controller only asks how many GPUs there are; it never initialises CUDA
 
-        # in a SLURM job, its share of the node (cpus_per_task), not every core of the node
-        cpus = int(os.environ.get("SLURM_CPUS_PER_TASK") or os.cpu_count() or 1)
-        self.threads = max(1, cpus // n_jobs)
+        self.threads = max(1, cpu_slots() // size)
         self.gpus = torch.cuda.device_count()
         self.context, self.run = mp.get_context("spawn"), run
-        self.workers = [self._start(slot) for slot in range(n_jobs)]
+        self.workers: list[tuple[mp.Process, Connection] | None] = [None] * size
         self.busy: dict[int, tuple[int, ...]] = {}  # slot -> the trials it runs (one, or a pack)
 
     def _start(self, slot: int) -> tuple[mp.Process, Connection]:
@@ -76,13 +86,7 @@ class WorkerPool:
             args=(theirs, self.run, self.threads, gpu, os.getpid()),
             name=f"trial-worker-{slot}",
         )
-        # Started with Ctrl-C ignored, which a new Python keeps: a Ctrl-C to the terminal's group while a
-        # worker is still starting up (before _serve ignores it too) must not print its traceback.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            process.start()
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        process.start()
         theirs.close()
         return process, ours
 
@@ -90,20 +94,31 @@ class WorkerPool:
         return len(self.workers) - len(self.busy)
 
     def submit(self, key: tuple[int, ...], job: Any) -> None:
-        slot = next(s for s in range(len(self.workers)) if s not in self.busy)
-        self.workers[slot][1].send(job)
+        idle = [s for s in range(len(self.workers)) if s not in self.busy]
+        slot = next((s for s in idle if self.workers[s] is not None), idle[0])  # a started one first
         self.busy[slot] = key
+        if self.workers[slot] is None:
+            # The stop signals wait while a worker starts, which it inherits: a Ctrl-C to the terminal's
+            # group must not print its traceback while it starts up (it unblocks them once its handlers
+            # are set), and one that reaches this process is handled once the worker is recorded, so
+            # close() ends it too, rather than lost as an ignored one would be.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            try:
+                self.workers[slot] = self._start(slot)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        self._worker(slot)[1].send(job)
 
     def wait(self, timeout: float) -> list[tuple[tuple[int, ...], list]]:
         """The trials that ended within `timeout` seconds, with their outcomes; a worker that died gives
         its trials a `WorkerDied` outcome and is replaced."""
         handles = {}
         for slot in self.busy:
-            process, conn = self.workers[slot]
+            process, conn = self._worker(slot)
             handles[conn] = handles[process.sentinel] = slot
         done = []
         for slot in {handles[h] for h in wait(list(handles), timeout)}:
-            process, conn = self.workers[slot]
+            process, conn = self._worker(slot)
             outcome = None
             if conn.poll():
                 try:
@@ -114,20 +129,26 @@ class WorkerPool:
                 process.join(5)
                 outcome = [WorkerDied(_death(process.exitcode))] * len(self.busy[slot])
                 conn.close()
-                self.workers[slot] = self._start(slot)
+                self.workers[slot] = None  # the next job starts another
             done.append((self.busy.pop(slot), outcome))
         return done
+
+    def _worker(self, slot: int) -> tuple[mp.Process, Connection]:
+        worker = self.workers[slot]
+        assert worker is not None, "a busy slot has a worker"
+        return worker
 
     def close(self) -> None:
         """Stop every worker. An idle one ends by itself once its pipe closes (a signal during its
         interpreter's shutdown would print a traceback); one still running a trial (an interrupted
         sweep) gets SIGTERM; any left after 5 seconds, SIGKILL."""
-        for slot, (process, conn) in enumerate(self.workers):
+        started = [(slot, w) for slot, w in enumerate(self.workers) if w is not None]
+        for slot, (process, conn) in started:
             conn.close()
             if slot in self.busy and process.is_alive():
                 process.terminate()
         deadline = time.monotonic() + 5
-        for process, _ in self.workers:
+        for _, (process, _) in started:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.terminate()
@@ -152,6 +173,7 @@ def _serve(conn: Connection, run: Run, threads: int, gpu: str | None, parent: in
     # only every `trainer.checkpoint_every` seconds otherwise), anything else exits through Python's
     # own shutdown, which releases what the trial held (tqdm's lock, say)
     signal.signal(signal.SIGTERM, _stop_or_exit)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked while the pool started it
     _die_with(parent)
     if gpu is not None:  # before the first CUDA call, so the trial's "cuda" is this worker's GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu

@@ -27,7 +27,7 @@ from sweeplab.engine.folders import FolderTaken, TrialFolders
 from sweeplab.engine.lifecycle import DONE, SharedStudy
 from sweeplab.engine.progress import Progress
 from sweeplab.engine.storage import masked, open_storage, study_in_use
-from sweeplab.engine.workers import InlineRunner, WorkerDied, WorkerPool
+from sweeplab.engine.workers import InlineRunner, WorkerDied, WorkerPool, cpu_slots
 from sweeplab.files import EnvironmentFault, writable_or_fault
 from sweeplab.stopping import Interrupted, signals_raise
 from sweeplab.sweeper.job import TrialJob, TrialOutcome, run_jobs, task_reference
@@ -118,7 +118,7 @@ class SweepController:
         self.started = time.monotonic()
         self.slurm_job = job_record()  # this SLURM worker job's id and log file; None elsewhere
         self.progress = Progress(self.shared.spec.n_trials, self.shared.count(*DONE))
-        runner = WorkerPool(self.s.n_jobs, run_jobs) if self.s.n_jobs > 1 else InlineRunner(run_jobs)
+        runner = self._runner()
         try:
             with signals_raise(worker=self.slurm_job is not None), self.progress.shown():
                 self._loop(runner)
@@ -138,6 +138,25 @@ class SweepController:
             raise SystemExit(128 + err.signum) from None
         finally:
             runner.close()
+
+    def _runner(self) -> InlineRunner | WorkerPool:
+        """`n_jobs` above 1: a pool of no more workers than can have work (the jobs the trials still to
+        start make) or than the machine has cores; each worker starts when a job first needs it."""
+        n_jobs = self.s.n_jobs
+        if n_jobs == 1:
+            return InlineRunner(run_jobs)
+        cores = cpu_slots()
+        trials_a_job = max(1, self.s.pack // (self.replication.n if self.replication else 1))
+        jobs = math.ceil(max(1, self.shared.to_start()) / trials_a_job)
+        size = max(1, min(n_jobs, cores, jobs))
+        if n_jobs > cores:
+            log.warning(
+                "hydra.sweeper.n_jobs=%d is more than the %d CPU cores here: %d jobs run at once",
+                n_jobs,
+                cores,
+                size,
+            )
+        return WorkerPool(size, run_jobs)
 
     def _loop(self, runner: InlineRunner | WorkerPool) -> None:
         waited = 0.0
