@@ -30,6 +30,7 @@ from sweeplab.engine.storage import (
     study_in_use,
     study_lock,
 )
+from sweeplab.engine.study import ranked
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 LIVE_FOR = 60.0  # seconds since a running trial's last heartbeat for it to count as running (stale_after)
@@ -131,7 +132,7 @@ def show_study(name: str, url: str) -> None:
     if not done:
         print("best: no COMPLETE trial yet")
         return
-    best = study.best_trials if len(study.directions) > 1 else _ranked(study, done)[:5]
+    best = study.best_trials if len(study.directions) > 1 else ranked(study)[:5]
     print("best trials:")
     for t in best[:5]:
         values = ", ".join(f"{m}={v:.4g}" for m, v in zip(objectives, t.values, strict=False))
@@ -209,17 +210,13 @@ def _counts(trials: Sequence[FrozenTrial]) -> str:
     return ", ".join(f"{counts[s]} {s}" for s in STATES if counts[s]) or "no trials"
 
 
-def _ranked(study: optuna.Study, done: list[FrozenTrial]) -> list[FrozenTrial]:
-    return sorted(done, key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")  # type: ignore[arg-type,return-value]
-
-
 def _best(study: optuna.Study) -> str:
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     if not done:
         return "-"
     if len(study.directions) > 1:
         return f"{len(study.best_trials)} on the Pareto front"
-    best = _ranked(study, done)[0]
+    best = ranked(study)[0]
     metric = study.user_attrs.get("sweeplab", {}).get("objectives") or {"value": None}
     return f"{next(iter(metric))}={best.value:.4g} (trial {best.number})"
 

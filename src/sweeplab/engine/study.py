@@ -107,3 +107,11 @@ def _differences(stored: Mapping[str, Any], asked: Mapping[str, Any]) -> str:
     if list(stored) != list(asked) and not lines:
         lines.append(f"the order differs (stored: {', '.join(stored)})")
     return "; ".join(lines)
+
+
+def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The COMPLETE trials of a single-objective study, best first. A tie goes to the earlier trial:
+    the one rule by which the summary, `studies show`, the report and its figures name the best."""
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return sorted(sorted(done, key=lambda t: t.number), key=lambda t: -t.value if maximize else t.value)  # type: ignore[operator]

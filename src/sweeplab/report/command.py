@@ -5,6 +5,7 @@ that summarises it and shows the command that reproduces its best trial."""
 import logging
 import os
 import shlex
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from sweeplab.engine.storage import (
     storage_file,
     studies_folder,
 )
+from sweeplab.engine.study import ranked
 from sweeplab.files import write_atomic
 from sweeplab.paths import config_dir
 from sweeplab.report import render
@@ -34,6 +36,7 @@ from sweeplab.report.frame import python_value, studies_frame
 from sweeplab.report.page import to_page
 from sweeplab.report.stats import prediction_interval
 from sweeplab.report.tables import OUTCOME, Statistics, Table, build_table, marginals
+from sweeplab.run_records import problems
 
 log = logging.getLogger(__name__)
 FORMATS = {"md": render.to_markdown, "tex": render.to_latex, "csv": render.to_csv, "html": render.to_html}
@@ -74,7 +77,7 @@ def main(argv: Sequence[str]) -> None:
         args.out or Path(spec_out or Path("outputs", "reports", "_vs_".join(names))),
         [p for p in protected if p is not None],
     )
-    studies = [_load(name, storage) for name in names]
+    studies = _distinct([_load(name, storage) for name in names])
     # notes kept inside the report's folder are the user's words: they stay there, without --force
     keep = Path(os.path.abspath(args.notes)) if args.notes else None
     with report_folder(out, args.force, keep) as folder:
@@ -123,6 +126,21 @@ def write_report(
         lines += [notes.strip(), ""]
     for study in studies:
         lines += _summary(study)
+    damaged = damaged_records(frame)
+    if damaged:
+        print(
+            f"warning: {len(damaged)} run records are missing or damaged; index.md names them",
+            file=sys.stderr,
+        )
+        lines += [
+            "## Records missing or damaged",
+            "",
+            "The tables hold the values the study's storage keeps; the figures leave out what cannot be "
+            "read.",
+            "",
+            *(f"- {line}" for line in damaged),
+            "",
+        ]
     tables = []
     for i, table_spec in enumerate(specs, start=1):
         marked = ablation or table_spec.get("ablation", False)
@@ -255,7 +273,7 @@ def _summary(study: optuna.Study) -> list[str]:
                 f"- data: {data.get('name')}{source}; budget: {budget} of batch {trainer.get('batch_size')}"
             )
     if complete and len(study.directions) == 1:
-        best = study.best_trial
+        best = ranked(study)[0]
         shown = {
             k: v
             for k, v in best.user_attrs.get("metrics", {}).items()
@@ -266,16 +284,44 @@ def _summary(study: optuna.Study) -> list[str]:
             + ", ".join(f"{k} {render.format_value(v)}" for k, v in shown.items()),
             f"- its searched values: `{' '.join(f'{k}={v}' for k, v in best.params.items())}`",
         ]
-        run_dir = best.user_attrs.get("output_dir")
+        run_dir, which = _config_folder(best)
         if run_dir:
             # Hydra reads a relative --config-path from its app's file: from the folder the study ran in,
             # $PWD makes it absolute
             run_dir = f"$PWD/{os.path.relpath(run_dir)}" if run_dir.startswith(os.getcwd()) else run_dir
             lines.append(
-                f"- reproduce it: `sweeplab train --config-path {run_dir}/.hydra --config-name config "
+                f"- reproduce it{which}: `sweeplab train --config-path {run_dir}/.hydra --config-name config "
                 f"{REPRODUCE_RUN_DIR}`"
             )
     return [*lines, ""]
+
+
+def damaged_records(frame) -> list[str]:
+    """Each missing or damaged record of the finished runs in `frame`, naming its trial and file."""
+    found = []
+    finished = frame[frame["state"].isin(("COMPLETE", "PRUNED"))]
+    for study, trial, state, run_dir in finished[["study", "trial", "state", "run_dir"]].itertuples(
+        index=False
+    ):
+        if not isinstance(run_dir, str) or not run_dir:
+            found.append(f"study `{study}`, trial {trial}: no run folder is recorded")
+            continue
+        found += [
+            f"study `{study}`, trial {trial}: {p}" for p in problems(Path(run_dir), state == "COMPLETE")
+        ]
+    return found
+
+
+def _config_folder(trial: optuna.trial.FrozenTrial) -> tuple[str | None, str]:
+    """The run folder whose `.hydra/config.yaml` reruns `trial`, and which run it is: the trial's own
+    folder (a single or packed trial), else its first replicate's (`seed_K/`, each member's config)."""
+    runs = [trial.user_attrs.get("output_dir")]
+    members = trial.user_attrs.get("replicates") or []
+    runs += [m.get("output_dir") for m in members if isinstance(m, dict)]
+    for i, run in enumerate(runs):
+        if run and (Path(run) / ".hydra" / "config.yaml").is_file():
+            return run, "" if i == 0 else f" (its replicate {Path(run).name}, of {len(members)})"
+    return None, ""
 
 
 # A trial's saved config holds no `hydra` node: its rerun goes where `sweeplab train` puts runs
@@ -302,6 +348,21 @@ def _load(name: str, storage: str | None) -> optuna.Study:
         raise SweeplabError(
             f"no study {name!r} in {masked(url)}; give its --storage, or --sweep NAME"
         ) from err
+
+
+def _distinct(studies: list[optuna.Study]) -> list[optuna.Study]:
+    """Each study once: named twice, or stored twice (a copy of its file holds the same sweeplab id),
+    its trials would be counted twice in every table, with intervals narrower than the data allow."""
+    kept: dict[object, optuna.Study] = {}
+    for study in studies:
+        key = study.user_attrs.get("sweeplab_id") or study.study_name
+        if key in kept:
+            first = kept[key].study_name
+            same = "is named twice" if first == study.study_name else f"is the same study as {first!r}"
+            print(f"warning: study {study.study_name!r} {same}: its trials are counted once", file=sys.stderr)
+            continue
+        kept[key] = study
+    return list(kept.values())
 
 
 def _sweeper_settings(overrides: list[str]):

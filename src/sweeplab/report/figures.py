@@ -16,9 +16,11 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
+from sweeplab.engine.study import ranked
 from sweeplab.report.render import format_value
-from sweeplab.report.stats import mean_interval
+from sweeplab.report.stats import bounds_of, mean_interval
 from sweeplab.report.tables import HEADERS
+from sweeplab.run_records import DamagedRecord, read_history
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,9 @@ def write_figures(
     """Every figure that the study's data allow; returns the PNG paths (a PDF lies beside each).
     `named` (a report of several studies): each file and title names the study."""
     sns.set_theme(style="whitegrid", context="paper")
-    done = frame[frame["state"] == "COMPLETE"].sort_values(metric, ascending=_ascending(study))
+    # best first; a tie keeps trial order, as `ranked` names the best
+    done = frame[frame["state"] == "COMPLETE"].sort_values(metric, ascending=_ascending(study), kind="stable")
+    best = ranked(study)[0].number if len(study.directions) == 1 and not done.empty else None
     written = []
     figures = {
         "learning_curves": lambda: learning_curves(study, done, metric, varied, curves, level),
@@ -44,7 +48,7 @@ def write_figures(
         "optimization_history": lambda: optimization_history(frame, metric, study),
         "parallel_coordinates": lambda: parallel_coordinates(done, metric, varied),
         "importance": lambda: importance(study, metric),
-        "per_class_accuracy": lambda: per_class_accuracy(done.head(1)),
+        "per_class_accuracy": lambda: per_class_accuracy(done[done["trial"] == best]),
     }
     for name, draw in figures.items():
         figure = draw()
@@ -87,14 +91,15 @@ def learning_curves(
     for name in best:
         group = runs[runs["configuration"] == name]
         for _, row in group.iterrows():
-            path = Path(str(row.get("run_dir") or "")) / "history.csv"
-            if path.is_file():
-                n = f"n={len(group)}" if len(group) > 1 else f"trial {row['trial']}"
-                histories.append(pd.read_csv(path).assign(configuration=f"{name} ({n})"))
+            try:  # a missing or damaged history is named in the report's index, not drawn
+                rows = read_history(Path(str(row.get("run_dir") or "")))
+            except DamagedRecord:
+                continue
+            n = f"n={len(group)}" if len(group) > 1 else f"trial {row['trial']}"
+            histories.append(pd.DataFrame(rows).assign(configuration=f"{name} ({n})"))
     if not histories:
         return None
     data = pd.concat(histories, ignore_index=True)
-    band = functools.partial(_band, level=level)
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     palette = dict(zip(data["configuration"].unique(), sns.color_palette(), strict=False))
     for ax, quantity in zip(axes, ("loss", "acc"), strict=True):
@@ -105,7 +110,7 @@ def learning_curves(
                 y=f"{split}_{quantity}",
                 hue="configuration",
                 palette=palette,
-                errorbar=band,
+                errorbar=functools.partial(_band, level=level, bounds=bounds_of(f"val_{quantity}")),
                 linestyle=style,
                 marker=".",
                 alpha=0.7 if split == "train" else 1.0,
@@ -126,9 +131,10 @@ def learning_curves(
     return figure
 
 
-def _band(values: pd.Series, level: float) -> tuple[float, float]:
-    """seaborn's errorbar: the t interval of the mean (the mean itself for a single run)."""
-    interval = mean_interval(list(values), level)
+def _band(values: pd.Series, level: float, bounds: tuple[float, float] | None = None) -> tuple[float, float]:
+    """seaborn's errorbar: the t interval of the mean within the metric's `bounds` (the mean itself for
+    a single run)."""
+    interval = mean_interval(list(values), level, bounds=bounds)
     mean = float(values.mean())
     return (interval.low, interval.high) if interval else (mean, mean)
 
@@ -157,7 +163,7 @@ def metric_vs_hyperparameters(
                 x=x,
                 y=done[metric],
                 ax=ax,
-                errorbar=functools.partial(_band, level=level),
+                errorbar=functools.partial(_band, level=level, bounds=bounds_of(metric)),
                 color="black",
                 linestyle="none",
                 markers="_",
@@ -179,6 +185,7 @@ def optimization_history(frame: pd.DataFrame, metric: str, study: optuna.Study) 
     ax.scatter(done["trial"], done[metric], s=12, label="trial")
     ax.step(done["trial"], best_so_far, where="post", color="C3", label="best so far")
     ax.set_xlabel("trial number")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers are whole numbers
     ax.set_ylabel(label(metric))
     ax.set_title(f"Optimization history ({len(done)} completed trials)")
     ax.legend()
@@ -228,16 +235,18 @@ def importance(study: optuna.Study, metric: str) -> plt.Figure | None:
 
 
 def per_class_accuracy(best: pd.DataFrame) -> plt.Figure | None:
+    """The best trial's runs (one, or its replicates: their mean)."""
     columns = [c for c in best.columns if c.startswith("test_acc[")]
     if best.empty or not columns or best[columns].isna().all(axis=None):
         return None
-    row = best.iloc[0]
+    mean = best[columns].mean()
     figure, ax = plt.subplots(figsize=(max(5, 0.6 * len(columns)), 3.4))
-    ax.bar([c[len("test_acc[") : -1] for c in columns], [row[c] for c in columns])
+    ax.bar([c[len("test_acc[") : -1] for c in columns], [mean[c] for c in columns])
     ax.set_ylim(0, 1)
     ax.set_xlabel("class")
     ax.set_ylabel("test accuracy")
-    ax.set_title(f"Per-class test accuracy of the best trial ({row['trial']})")
+    runs = f", mean of its {len(best)} runs" if len(best) > 1 else ""
+    ax.set_title(f"Per-class test accuracy of the best trial ({best['trial'].iloc[0]}{runs})")
     return figure
 
 

@@ -41,9 +41,31 @@ class Change:
     significant: bool = False  # p_adjusted below 1 - level
 
 
-def mean_interval(values: Sequence[float], level: float, method: str = "t") -> Interval | None:
-    """The interval of the mean of `values`; None below two values. Runs that all agree (std 0) have
-    the degenerate interval [mean, mean]."""
+def bounds_of(metric: str) -> tuple[float, float]:
+    """The values a metric can take: an accuracy (`val_acc`, `test_acc[cat]`) lies in [0, 1], a loss,
+    a count or a time is not negative. An interval is cut to them: the mean of accuracies is never
+    above 1, whatever a symmetric interval around it says."""
+    name = metric.split("[", 1)[0]
+    if name.endswith("_acc") or name.endswith("_acc_last") or name == "acc":
+        return 0.0, 1.0
+    if name.endswith(("_loss", "params", "_seconds", "steps")):
+        return 0.0, math.inf
+    return -math.inf, math.inf
+
+
+def mean_interval(
+    values: Sequence[float], level: float, method: str = "t", bounds: tuple[float, float] | None = None
+) -> Interval | None:
+    """The interval of the mean of `values`, within `bounds` (`bounds_of` the metric); None below two
+    values. Runs that all agree (std 0) have the degenerate interval [mean, mean]."""
+    interval = _mean_interval(values, level, method)
+    if interval is None or bounds is None:
+        return interval
+    low, high = bounds
+    return Interval(min(max(interval.low, low), high), max(min(interval.high, high), low), interval.method)
+
+
+def _mean_interval(values: Sequence[float], level: float, method: str) -> Interval | None:
     from scipy import stats
 
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
@@ -68,7 +90,7 @@ def mean_interval(values: Sequence[float], level: float, method: str = "t") -> I
             )
         low, high = result.confidence_interval
         if math.isfinite(low) and math.isfinite(high):
-            return Interval(float(low), float(high), f"bootstrap ({kind}, {BOOTSTRAP_RESAMPLES} resamples)")
+            return Interval(float(low), float(high), f"bootstrap, {kind}, {BOOTSTRAP_RESAMPLES} resamples")
     return None
 
 

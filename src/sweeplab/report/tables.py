@@ -9,7 +9,7 @@ import pandas as pd
 
 from sweeplab.config import SweeplabError
 from sweeplab.report.frame import python_value
-from sweeplab.report.stats import Change, Interval, holm, mean_interval, welch
+from sweeplab.report.stats import Change, Interval, bounds_of, holm, mean_interval, welch
 
 # Headers as people write them in reports; any other column keeps its key.
 HEADERS = {
@@ -185,7 +185,8 @@ def _add_statistics(table: Table) -> None:
     compared with); else, per metric, the rows not significantly worse than the best one."""
     st = table.statistics
     table.intervals = {
-        m: [mean_interval(values, st.level, st.method) for values in table.samples[m]] for m in table.metrics
+        m: [mean_interval(values, st.level, st.method, bounds_of(m)) for values in table.samples[m]]
+        for m in table.metrics
     }
     if table.reference is not None:
         first = table.samples[next(iter(table.metrics))]

@@ -27,6 +27,7 @@ from sweeplab.engine.folders import FolderTaken, TrialFolders
 from sweeplab.engine.lifecycle import DONE, SharedStudy
 from sweeplab.engine.progress import Progress
 from sweeplab.engine.storage import masked, open_storage, study_in_use
+from sweeplab.engine.study import ranked
 from sweeplab.engine.workers import InlineRunner, WorkerDied, WorkerPool, cpu_slots
 from sweeplab.files import EnvironmentFault, writable_or_fault
 from sweeplab.stopping import Interrupted, signals_raise
@@ -326,7 +327,7 @@ class SweepController:
             self.sweep_dir,
         )
         if states["COMPLETE"]:
-            best = study.best_trials if len(self.objectives) > 1 else [study.best_trial]
+            best = study.best_trials if len(self.objectives) > 1 else ranked(study)[:1]
             for t in best[:5]:
                 values = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, t.values, strict=True))
                 searched = " ".join(f"{k}={v}" for k, v in t.params.items()) or "(no searched values)"

@@ -4,9 +4,8 @@ found again by their key, so exporting again, or after a sweep whose tracking se
 missing and never duplicates a run or a step. The study is only read."""
 
 import argparse
-import csv
-import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from sweeplab.engine.storage import (
     masked,
     open_storage_readonly,
 )
+from sweeplab.run_records import DamagedRecord, read_config, read_history, read_summary
 from sweeplab.track import require_package
 
 
@@ -57,34 +57,41 @@ def main(argv: Sequence[str]) -> None:
     from sweeplab.track.mlflow import MLflowTracker
 
     created = steps = 0
+    skipped = []
     for run_dir in runs:
-        tracker = MLflowTracker(run_dir, OmegaConf.load(run_dir / "config.yaml"), uri)  # type: ignore[arg-type]
+        try:
+            config, rows = read_config(run_dir), read_history(run_dir)
+        except DamagedRecord as err:
+            skipped.append(f"{err}: run not exported")
+            continue
+        tracker = MLflowTracker(run_dir, OmegaConf.create(config), uri)  # type: ignore[arg-type]
         tracker.open()
-        for row in history(run_dir):
+        for row in rows:
             before = len(tracker.logged)
             tracker.log(row)
             steps += len(tracker.logged) - before
-        summary = run_dir / "summary.json"
-        if summary.is_file():
-            tracker.finish(json.loads(summary.read_text()))
+        try:
+            tracker.finish(read_summary(run_dir))
+        except DamagedRecord as err:
+            skipped.append(f"{err}: its final metrics not exported")
         created += tracker.created
+    for line in skipped:
+        print(f"warning: {line}", file=sys.stderr)
+    exported = len(runs) - sum(line.endswith("run not exported") for line in skipped)
     print(
-        f"exported study {args.name!r} to {masked(uri)}: {len(runs)} runs ({created} new, "
-        f"{len(runs) - created} there already), {steps} steps added"
+        f"exported study {args.name!r} to {masked(uri)}: {exported} runs ({created} new, "
+        f"{exported - created} there already), {steps} steps added"
+        + (f"; {len(skipped)} records missing or damaged, named above" if skipped else "")
     )
 
 
 def run_folders(output_dirs) -> list[Path]:
-    """Each run's folder once: a trial's, or its replicates' (`seed_K/`), those with a config and a
-    history (a trial that never started has neither)."""
+    """Each run's folder once: a trial's, or its replicates' (`seed_K/`), those that hold any record (a
+    trial that never started has none)."""
     folders: list[Path] = []
     for output_dir in dict.fromkeys(d for d in output_dirs if d):
         folder = Path(output_dir)
-        candidates = [folder] if (folder / "history.csv").is_file() else sorted(folder.glob("seed_*"))
-        folders += [f for f in candidates if (f / "config.yaml").is_file() and (f / "history.csv").is_file()]
+        members = sorted(folder.glob("seed_*"))
+        candidates = members if members and not (folder / "config.yaml").exists() else [folder]
+        folders += [f for f in candidates if (f / "config.yaml").exists() or (f / "history.csv").exists()]
     return folders
-
-
-def history(run_dir: Path) -> list[dict[str, float]]:
-    with (run_dir / "history.csv").open(newline="") as file:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(file)]
