@@ -213,3 +213,74 @@ def test_slurm_workers_log_each_trial_once_under_one_parent(tmp_path, sweeplab, 
         assert_run_matches(
             server.uri, runs[trial], tmp_path / "outputs" / "sweeps" / name / trial, runs[name]
         )
+
+
+TINY = [
+    "train",
+    "-m",
+    "optimizer.lr=choice(0.001,0.002)",
+    "hydra.sweeper.sampler=grid",
+    "trainer.max_steps=20",
+]
+
+
+def test_a_tracking_uri_mlflow_cannot_use_is_one_line_before_any_work(tmp_path, sweeplab):
+    assert sweeplab(*TINY, "hydra.sweeper.study_name=t").returncode == 0
+    dead = f"http://127.0.0.1:{free_port()}"
+    for uri, said in (
+        (f"file://{tmp_path}/mlruns", "is a file store, which MLflow 3 no longer takes; use sqlite:///"),
+        (dead, f"the MLflow tracking server {dead} cannot be reached (" + "[Errno 111] Connection refused)"),
+        ("foo://x", "foo://x is not an MLflow tracking URI; use sqlite:///PATH.db"),
+    ):
+        exported = sweeplab("export", "mlflow", "t", "--tracking-uri", uri)
+        assert exported.returncode in (1, 2) and said in exported.stdout, exported.stdout
+        assert len(exported.stdout.strip().splitlines()) == 1, exported.stdout
+        logged = sweeplab(
+            *TINY, "logger=mlflow", f"logger.mlflow.tracking_uri={uri}", "hydra.sweeper.study_name=l"
+        )
+        assert logged.returncode in (1, 2) and "logger.mlflow.tracking_uri: " in logged.stdout
+        assert said in logged.stdout and "Traceback" not in logged.stdout and "trial 0" not in logged.stdout
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_an_export_killed_while_mlflow_creates_its_tables_leaves_a_store_the_rerun_uses(tmp_path, sweeplab):
+    assert sweeplab(*TINY, "hydra.sweeper.study_name=k").returncode == 0
+    store = tmp_path / "elsewhere" / "mlflow.db"
+    args = ["export", "mlflow", "k", "--tracking-uri", f"sqlite:///{store}"]
+    run = sweeplab(*args, background=True)
+    deadline = time.monotonic() + 60
+    while not list(store.parent.glob(".mlflow.db.new-*")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    run.terminate()  # while MLflow creates its tables in the new store
+    run.communicate(timeout=60)
+    assert not store.exists()  # nothing half made in its place
+    again = sweeplab(*args)
+    assert again.returncode == 0 and "2 runs (2 new, 0 there already)" in again.stdout, again.stdout
+    assert not list(store.parent.glob(".mlflow.db.new-*"))  # the killed one's leftover removed
+    # the artifacts lie beside the store, not in the folder the command ran in
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlartifacts").exists()
+    assert len(list((store.parent / "mlartifacts" / "k").rglob("summary.json"))) == 2
+    runs = runs_of(f"sqlite:///{store}", "k")
+    assert sorted(runs) == ["0", "1", "k"]
+
+
+def test_a_store_left_half_made_by_an_older_version_is_named(tmp_path, sweeplab):
+    import sqlite3
+
+    assert sweeplab(*TINY, "hydra.sweeper.study_name=h").returncode == 0
+    with sqlite3.connect(tmp_path / "half.db") as db:  # MLflow's first tables, without its schema version
+        db.execute("CREATE TABLE latest_metrics (key VARCHAR(250))")
+    exported = sweeplab("export", "mlflow", "h", "--tracking-uri", f"sqlite:///{tmp_path}/half.db")
+    assert exported.returncode == 2 and "whose creation was cut short" in exported.stdout
+    assert "delete it and run again" in exported.stdout and "the storage" not in exported.stdout
+
+
+def test_the_loggers_hint_names_the_tracking_uri(tmp_path):
+    from omegaconf import OmegaConf
+
+    from sweeplab.track.mlflow import MARKER, MLflowTracker
+
+    (tmp_path / "3").mkdir()
+    (tmp_path / "3" / MARKER).write_text(json.dumps({"study": "s", "study_id": "x", "trials": [3]}))
+    tracker = MLflowTracker(tmp_path / "3", OmegaConf.create({}), "http://host:5000")
+    assert tracker.recovery == "`sweeplab export mlflow s --tracking-uri http://host:5000` fills it in later"

@@ -20,6 +20,7 @@ from sweeplab.engine.storage import (
     masked,
     open_storage_readonly,
 )
+from sweeplab.files import EnvironmentFault
 from sweeplab.run_records import DamagedRecord, read_config, read_history, read_summary
 from sweeplab.track import require_package
 
@@ -54,6 +55,31 @@ def main(argv: Sequence[str]) -> None:
     runs = run_folders(t.user_attrs.get("output_dir") for t in study.get_trials(deepcopy=False))
     if not runs:
         raise SweeplabError(f"study {args.name!r} has no trial folder with records to export")
+    from sweeplab.track.mlflow import check_tracking_uri
+
+    check_tracking_uri(uri, "--tracking-uri")
+    try:
+        created, steps, skipped = _export(runs, uri)
+    except Exception as err:
+        if not _tracking_error(err):
+            raise
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise EnvironmentFault(
+            f"the MLflow tracking store {masked(uri)} failed: {reason}; rerun the same command once it "
+            "works (what was exported stays, nothing is duplicated)"
+        ) from None
+    for line in skipped:
+        print(f"warning: {line}", file=sys.stderr)
+    exported = len(runs) - sum(line.endswith("run not exported") for line in skipped)
+    print(
+        f"exported study {args.name!r} to {masked(uri)}: {exported} runs ({created} new, "
+        f"{exported - created} there already), {steps} steps added"
+        + (f"; {len(skipped)} records missing or damaged, named above" if skipped else "")
+    )
+
+
+def _export(runs: list[Path], uri: str) -> tuple[int, int, list[str]]:
+    """Each run to MLflow: (runs created, steps added, the records missing or damaged)."""
     from sweeplab.track.mlflow import MLflowTracker
 
     created = steps = 0
@@ -75,13 +101,14 @@ def main(argv: Sequence[str]) -> None:
         except DamagedRecord as err:
             skipped.append(f"{err}: its final metrics not exported")
         created += tracker.created
-    for line in skipped:
-        print(f"warning: {line}", file=sys.stderr)
-    exported = len(runs) - sum(line.endswith("run not exported") for line in skipped)
-    print(
-        f"exported study {args.name!r} to {masked(uri)}: {exported} runs ({created} new, "
-        f"{exported - created} there already), {steps} steps added"
-        + (f"; {len(skipped)} records missing or damaged, named above" if skipped else "")
+    return created, steps, skipped
+
+
+def _tracking_error(err: Exception) -> bool:
+    """MLflow's own errors and those of its store's database: the tracking store's, never the study's."""
+    module = type(err).__module__
+    return module.startswith(("mlflow", "sqlalchemy", "requests", "urllib3")) or isinstance(
+        err, ConnectionError
     )
 
 

@@ -11,13 +11,17 @@ import fcntl
 import json
 import logging
 import os
+import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from sweeplab.config import comparable_values
+from sweeplab.config import ConfigError, comparable_values
+from sweeplab.engine.owner import pid_exists
+from sweeplab.files import EnvironmentFault
 from sweeplab.track import LOGGERS, require_package, run_values
 
 MARKER = ".sweeplab-trial.json"  # sweeplab.engine.folders: which study a trial folder belongs to
@@ -45,6 +49,99 @@ def trial_identity(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
+SCHEMES = "sqlite:///PATH.db, postgresql://..., mysql://... or http(s)://HOST:PORT (a tracking server)"
+
+
+def check_tracking_uri(uri: str, field: str) -> None:
+    """Refuse, before any run, a tracking URI MLflow cannot use: a file store (MLflow 3 takes none), an
+    unknown scheme, a server that cannot be reached, an SQLite store whose creation was cut short. A new
+    SQLite store is created whole here (`create_sqlite_store`)."""
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else ""
+    if scheme in ("", "file"):
+        raise ConfigError(
+            field,
+            f"{uri} is a file store, which MLflow 3 no longer takes; use sqlite:///PATH/mlflow.db (a file) "
+            "or a tracking server's http://HOST:PORT",
+        )
+    if scheme == "sqlite":
+        create_sqlite_store(uri, field)
+    elif scheme in ("http", "https"):
+        _reachable(uri, field)
+    elif scheme not in ("postgresql", "mysql", "mssql", "databricks"):
+        raise ConfigError(field, f"{uri} is not an MLflow tracking URI; use {SCHEMES}")
+
+
+def _reachable(uri: str, field: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
+            return
+    except urllib.error.HTTPError:
+        return  # it answers: a server (behind a proxy, say) that has no /health
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise EnvironmentFault(
+            f"{field}: the MLflow tracking server {uri} cannot be reached ({reason}); start it, or choose "
+            "another tracking URI"
+        ) from None
+
+
+def create_sqlite_store(uri: str, field: str) -> None:
+    """The SQLite tracking store at `uri`, with MLflow's tables: a new one is built under a temporary
+    name and linked into place whole (a kill while MLflow creates its tables once left a store no rerun
+    could use); one that exists must hold MLflow's schema version."""
+    path = Path(uri.split(":///", 1)[1])
+    if path.exists():
+        _check_store(path, field)
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise EnvironmentFault(f"{field}: cannot create the folder of {path} ({err.strerror})") from None
+    for left in path.parent.glob(f".{path.name}.new-*"):  # of a creation killed before it ended
+        pid = re.match(r"\d+", left.name.removeprefix(f".{path.name}.new-"))
+        if pid and not pid_exists(int(pid[0])):  # its SQLite -journal too
+            left.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}")
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        SqlAlchemyStore(f"sqlite:///{tmp}", artifacts_beside(path).as_uri()).engine.dispose()
+        os.link(tmp, path)  # never over a store another process made meanwhile
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise EnvironmentFault(f"{field}: cannot create the MLflow store {path} ({err.strerror})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_store(path: Path, field: str) -> None:
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            version = (
+                db.execute("SELECT * FROM alembic_version").fetchall() if "alembic_version" in tables else []
+            )
+    except sqlite3.Error as err:
+        raise ConfigError(field, f"{path} is not an MLflow store SQLite can read ({err})") from None
+    if tables and not version:
+        raise ConfigError(
+            field,
+            f"{path} is an MLflow store whose creation was cut short (tables without MLflow's schema "
+            "version): it holds no runs; delete it and run again, or choose another tracking URI",
+        )
+
+
+def artifacts_beside(store: Path) -> Path:
+    """Where the runs' artifacts of an SQLite store go: beside it, not in the folder a command runs in."""
+    return store.absolute().parent / "mlartifacts"
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     with path.open("a") as file:
@@ -60,7 +157,12 @@ class MLflowTracker:
         self.run_dir, self.cfg, self.uri = run_dir, cfg, tracking_uri
         self.identity = trial_identity(run_dir)
         study = self.identity["study"] if self.identity else None
-        self.recovery = f"`sweeplab export mlflow {study}` fills it in later" if study else ""
+        command = (
+            shlex.join(["sweeplab", "export", "mlflow", study, "--tracking-uri", tracking_uri])
+            if study
+            else ""
+        )
+        self.recovery = f"`{command}` fills it in later" if study else ""
         self.client: Any = None
         self.run_id = self.parent = ""
         self.logged: set[int] = set()  # steps this run has in MLflow already
@@ -73,7 +175,11 @@ class MLflowTracker:
         for known in ("Connection refused", "Name or service not known", "timed out", "Max retries exceeded"):
             if known in text:
                 return f"the tracking server {self.uri} cannot be reached ({known.lower()})"
-        return text.splitlines()[0][:200] if text else type(err).__name__
+        first = text.splitlines()[0] if text else type(err).__name__
+        if len(first) <= 300:  # MLflow's messages can repeat a whole request: its first sentence
+            return first
+        end = first.rfind(". ", 0, 300)
+        return first[: end + 1] if end > 0 else first[:300] + " ..."
 
     def open(self) -> None:
         # a tracking server that is down must cost a trial seconds, not MLflow's minutes of retries
@@ -88,7 +194,7 @@ class MLflowTracker:
 
         client = MlflowClient(tracking_uri=self.uri)
         identity = self.identity
-        experiment = self._experiment(client, identity["study"] if identity else "sweeplab")
+        experiment = self._experiment(client, identity["study"] if identity else "sweeplab", self.uri)
         tags = {"sweeplab.run_key": identity["key"] if identity else str(self.run_dir)}
         if identity is not None:
             with _locked(identity["sweep_dir"] / ".mlflow.lock"):
@@ -126,14 +232,18 @@ class MLflowTracker:
         self.client = client
 
     @staticmethod
-    def _experiment(client: Any, name: str) -> str:
+    def _experiment(client: Any, name: str, uri: str) -> str:
         from mlflow.exceptions import MlflowException
 
         found = client.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id
+        # MLflow puts an SQLite store's artifacts under the current folder (./mlruns) unless told
+        where = None
+        if uri.startswith("sqlite:///"):
+            where = (artifacts_beside(Path(uri.removeprefix("sqlite:///"))) / name).as_uri()
         try:
-            return client.create_experiment(name)
+            return client.create_experiment(name, artifact_location=where)
         except MlflowException:  # another worker created it first
             return client.get_experiment_by_name(name).experiment_id
 
@@ -193,4 +303,7 @@ class MLflowTracker:
 @LOGGERS.register("mlflow")
 def mlflow(*, run_dir: Path | None, cfg: DictConfig | None, tracking_uri: str) -> MLflowTracker | None:
     require_package("mlflow", "mlflow", "logger.mlflow")
-    return None if run_dir is None or cfg is None else MLflowTracker(run_dir, cfg, tracking_uri)
+    if run_dir is None or cfg is None:  # the check before any run
+        check_tracking_uri(tracking_uri, "logger.mlflow.tracking_uri")
+        return None
+    return MLflowTracker(run_dir, cfg, tracking_uri)
