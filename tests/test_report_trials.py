@@ -136,3 +136,20 @@ def test_missing_and_damaged_records_are_named_by_the_report_and_the_export(stud
         in exported.stdout
     )
     assert "1 runs (1 new, 0 there already)" in exported.stdout and "Traceback" not in exported.stdout
+
+
+# KiB of the 256 KiB disk taken before the report, so that the disk fills at each of its files in turn
+# (a PNG, a PDF: matplotlib's PDF writer once put its own AttributeError on top); every 8 KiB with -m slow
+FILLED = [pytest.param(k, marks=pytest.mark.slow) if k % 16 else k for k in range(0, 256, 8)]
+
+
+@pytest.mark.parametrize("filled", FILLED)
+def test_a_full_disk_at_any_file_of_the_report_is_one_line_and_leaves_nothing(
+    studies, data_dir, small_disk, filled
+):
+    (small_disk / "fill").write_bytes(b"\0" * filled * 1024)
+    done = command(studies, data_dir, "report", "single", "--out", str(small_disk / "rep"))
+    assert done.returncode == 1, done.stdout
+    assert done.stdout.startswith("sweeplab report: error: no space left on device writing ")
+    assert len(done.stdout.strip().splitlines()) == 1, done.stdout
+    assert [p.name for p in small_disk.iterdir()] == ["fill"]  # no half report, no staging folder

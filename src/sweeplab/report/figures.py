@@ -3,6 +3,7 @@ varied hyperparameter, optimisation history, parallel coordinates, hyperparamete
 per-class test accuracy of the best trial."""
 
 import functools
+import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from sweeplab.engine.study import ranked
+from sweeplab.files import write_atomic
 from sweeplab.report.render import format_value
 from sweeplab.report.stats import bounds_of, mean_interval
 from sweeplab.report.tables import HEADERS
@@ -59,9 +61,15 @@ def write_figures(
             figure.suptitle(f"Study {study.study_name}" + (f": {title}" if title else ""), fontweight="bold")
             name = f"{study.study_name}_{name}"
         figure.tight_layout()
-        for suffix in (".png", ".pdf"):  # bbox "tight": a legend outside the axes is kept
-            figure.savefig(out / f"{name}{suffix}", dpi=150, bbox_inches="tight")
-        plt.close(figure)
+        try:
+            for suffix in ("png", "pdf"):
+                # drawn in memory and written whole: matplotlib's own writers meet a full disk with an
+                # error of their own on top (the PDF writer's AttributeError), and leave half a file
+                image = io.BytesIO()
+                figure.savefig(image, format=suffix, dpi=150, bbox_inches="tight")  # "tight": the legend
+                write_atomic(out / f"{name}.{suffix}", image.getvalue())
+        finally:
+            plt.close(figure)
         written.append(out / f"{name}.png")
     return written
 
