@@ -1,5 +1,6 @@
 """`sweeplab studies` (list, show, delete) on SQLite and on PostgreSQL, and `sweeplab standin-data`."""
 
+import importlib.util
 import os
 import time
 import uuid
@@ -138,3 +139,59 @@ def test_a_refused_rerun_after_a_delete_leaves_no_empty_study(tmp_path, sweeplab
     listing = sweeplab("studies")
     assert listing.returncode == 0 and listing.stdout.strip() == "no studies", listing.stdout
     assert optuna.get_all_study_names(f"sqlite:///{tmp_path}/studies/gone.db") == []
+
+
+@pytest.mark.parametrize("journal", [False, True], ids=["sqlite", "journal"])
+def test_a_study_in_a_folder_nobody_may_write_is_listed_shown_reported_and_exported(
+    tmp_path, sweeplab, journal
+):
+    """A reader who cannot write the study's folder (a read-only disk: EROFS even for root) reads it:
+    SQLite in WAL mode needs its index file beside the database, so it is read as immutable."""
+    import subprocess
+
+    small_disk = tmp_path / "disk"
+    small_disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small_disk)], capture_output=True
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        _read_only_reader(tmp_path, sweeplab, small_disk, journal)
+    finally:
+        subprocess.run(["umount", "-l", str(small_disk)], check=False)
+
+
+def _read_only_reader(tmp_path, sweeplab, small_disk, journal) -> None:
+    import subprocess
+
+    storage = f"journal://{small_disk}/perm.log" if journal else f"sqlite:///{small_disk}/perm.db"
+    # its own process, which folds the write-ahead log into the file as it exits
+    ran = sweeplab("train", "-m", LR, "hydra.sweeper.study_name=perm", f"hydra.sweeper.storage={storage}",
+                   "hydra.sweeper.n_trials=2", *FAST, process=True)  # fmt: skip
+    assert ran.returncode == 0, ran.stdout
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    listed = sweeplab("studies", "--storage", storage)
+    assert listed.returncode == 0 and "2 COMPLETE" in listed.stdout, listed.stdout
+    shown = sweeplab("studies", "show", "perm", "--storage", storage)
+    assert shown.returncode == 0 and "best trials:" in shown.stdout, shown.stdout
+    report = sweeplab("report", "perm", "--storage", storage, "--out", "rep", "--format", "csv")
+    assert report.returncode == 0 and "report written" in report.stdout, report.stdout
+    assert "- trials: 2 (2 COMPLETE)" in (tmp_path / "rep" / "index.md").read_text()
+    if importlib.util.find_spec("mlflow"):
+        exported = sweeplab("export", "mlflow", "perm", "--storage", storage)
+        assert exported.returncode == 0 and "2 runs (2 new" in exported.stdout, exported.stdout
+
+
+def test_reading_a_study_leaves_no_file_beside_it(tmp_path, sweeplab):
+    """A read-only SQLite reader makes the `-wal` and `-shm` files of WAL mode and cannot remove them."""
+    args = ["train", "-m", LR, "hydra.sweeper.study_name=tidy", "hydra.sweeper.n_trials=2", *FAST]
+    assert sweeplab(*args, process=True).returncode == 0
+
+    def beside() -> list[str]:
+        return sorted(p.name for p in (tmp_path / "studies").iterdir() if not p.name.endswith(".lock"))
+
+    assert beside() == ["tidy.db"]
+    for command in (["studies"], ["report", "tidy", "--out", "rep", "--format", "csv"]):
+        assert sweeplab(*command, process=True).returncode == 0
+        assert beside() == ["tidy.db"], command

@@ -203,18 +203,23 @@ def _cut_torn_tail(path: Path) -> None:
     )
 
 
+class StorageMissing(SweeplabError):
+    """There is no storage at the URL (as opposed to one that cannot be read)."""
+
+
 def open_storage_readonly(url: str) -> BaseStorage:
     """The storage at `url` for reading: no file, table or journal mode is ever created or changed.
     Raises SweeplabError when there is nothing there."""
     kind, shown = _kind(url), masked(url)
     if kind != "postgresql" and not _file_of(url).is_file():
-        raise SweeplabError(f"{shown} does not exist")
+        raise StorageMissing(f"{shown} does not exist")
     if kind == "journal":
         # Optuna's journal reader takes the file's write lock only to append, which a reader never does
         return JournalStorage(JournalFileBackend(str(_file_of(url))))
     if kind == "sqlite":
         path = _file_of(url).resolve()
-        url = f"sqlite:///file:{path}?mode=ro&uri=true"
+        log_there = path.with_name(path.name + "-wal").exists()
+        url = _sqlite_readonly_url(path)
     try:
         engine = sqlalchemy.create_engine(_driver_url(url), poolclass=sqlalchemy.pool.NullPool)
         with engine.connect() as connection:
@@ -222,11 +227,43 @@ def open_storage_readonly(url: str) -> BaseStorage:
         engine.dispose()
         if not {"studies", "version_info", "alembic_version"} <= tables:
             raise SweeplabError(f"{shown} holds no Optuna studies")
-        return RDBStorage(_driver_url(url), skip_table_creation=True)
+        storage = RDBStorage(_driver_url(url), skip_table_creation=True)
+        if kind == "sqlite" and not log_there and "mode=ro" in url:
+            atexit.register(_fold_log, storage.engine, path)
+        return storage
     except SweeplabError:
         raise
     except Exception as err:
         raise SweeplabError(f"cannot read {shown}: {_reason(err)}") from err
+
+
+def _fold_log(engine: sqlalchemy.Engine, path: Path) -> None:
+    """A read-only reader makes SQLite's `-wal` and `-shm` files beside a study that had none, and cannot
+    remove them; a moment's read-write connection, the last to close, folds them away (it changes no
+    data; with a sweep still running on the study, it leaves them to that sweep)."""
+    import sqlite3
+
+    engine.dispose()
+    with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+
+
+def _sqlite_readonly_url(path: Path) -> str:
+    """SQLite read-only. A reader in WAL mode writes the `-shm` index beside the file, so in a folder this
+    user cannot write (another user's study, a read-only disk) it opens the file as immutable: as it is
+    on disk, without the index or the log. Trials still only in a log left there (`-wal`, a writer
+    killed before it folded it in) are then not seen, which it says."""
+    if os.access(path.parent, os.W_OK):
+        return f"sqlite:///file:{path}?mode=ro&uri=true"
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and wal.stat().st_size:
+        logging.getLogger("sweeplab").warning(
+            "%s cannot be written: reading %s as it is on disk, without the newest changes in %s",
+            path.parent,
+            path.name,
+            wal.name,
+        )
+    return f"sqlite:///file:{path}?immutable=1&uri=true"
 
 
 def _causes(err: BaseException) -> Iterator[BaseException]:

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from sweeplab.config import SweeplabError
 from sweeplab.engine.storage import (
+    StorageMissing,
     checked_study_name,
     default_storage,
     masked,
@@ -342,7 +343,7 @@ def _load(name: str, storage: str | None) -> optuna.Study:
     url = storage or default_storage(name)
     try:
         return optuna.load_study(study_name=name, storage=open_storage_readonly(url))
-    except SweeplabError as err:
+    except StorageMissing as err:
         raise SweeplabError(f"no study {name!r}: {err}; give its --storage, or --sweep NAME") from None
     except KeyError as err:
         raise SweeplabError(
