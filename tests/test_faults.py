@@ -2,6 +2,7 @@
 resume, trials that all fail, a full or read-only disk, folders and values that belong to another study."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -298,3 +299,40 @@ def test_no_worker_outlives_its_controller_killed_by_sigkill(tmp_path, sweeplab)
     while [p for p in workers if alive(p)] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(workers) in (2, 3) and not [p for p in workers if alive(p)]  # and the resource tracker
+
+
+def test_a_run_that_ended_while_the_storage_was_unreachable_is_stored_from_its_records(
+    tmp_path, sweeplab, monkeypatch
+):
+    """The trial's run finished (summary.json written) but the storage could not record it: the rerun
+    reclaims the trial and stores the run's intact records instead of training it again from step 0."""
+    import sqlalchemy
+
+    from sweeplab.engine.lifecycle import OWNER, SharedStudy
+    from sweeplab.engine.owner import this_process
+
+    def unreachable(self, trial, values):
+        raise sqlalchemy.exc.OperationalError("UPDATE trials", {}, Exception("server closed the connection"))
+
+    args = ["train", "-m", LR, "hydra.sweeper.study_name=gone", "hydra.sweeper.n_trials=1", *FAST]
+    with monkeypatch.context() as patch:
+        patch.setattr(SharedStudy, "complete", unreachable)
+        first = sweeplab(*args)
+    assert first.returncode == 1 and "server closed the connection" in first.stdout, first.stdout
+    study = load(tmp_path, "gone")
+    [trial] = study.trials
+    assert trial.state.name == "RUNNING"
+    dead = {**this_process().record(), "started": "0"}  # as if its process had died since
+    study._storage.set_trial_user_attr(trial._trial_id, OWNER, dead)
+    run = tmp_path / "outputs" / "sweeps" / "gone" / "0"
+    summary, history = (run / "summary.json").read_text(), (run / "history.csv").read_text()
+
+    again = sweeplab(*args)
+    assert again.returncode == 0, again.stdout
+    assert (
+        "its records are used, not trained again" in again.stdout and "resuming from step" not in again.stdout
+    )
+    assert (run / "history.csv").read_text() == history and (run / "summary.json").read_text() == summary
+    study = load(tmp_path, "gone")
+    assert states(study) == {"FAIL": 1, "COMPLETE": 1}
+    assert study.best_trial.value == json.loads(summary)["val_acc"]

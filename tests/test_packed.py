@@ -335,3 +335,16 @@ def test_a_pruned_member_stops_alone_and_the_others_go_on(make_cfg) -> None:
     assert [r.status for r in packed] == ["completed", "pruned", "completed"]
     assert seen == [20, 40] and packed[1].metrics["steps"] == 40 and len(packed[1].history) == 2
     assert packed[0].metrics["steps"] == packed[2].metrics["steps"] == 60
+
+
+def test_members_whose_runs_had_ended_keep_their_records_and_the_others_train(make_cfg, tmp_path, caplog):
+    cfgs = [make_cfg(f"optimizer.lr={lr}", "trainer.max_steps=40") for lr in (1e-3, 3e-3, 1e-2)]
+    dirs = [tmp_path / str(i) for i in range(3)]
+    ended = train_pack(cfgs[:2], dirs[:2], [None, None])  # members 0 and 1 ended before
+    before = [(d / "history.csv").read_text() for d in dirs[:2]]
+    with caplog.at_level("INFO"):
+        again = train_pack(cfgs, dirs, [None] * 3)
+    assert [r.metrics["val_acc"] for r in again[:2]] == [r.metrics["val_acc"] for r in ended]
+    assert [(d / "history.csv").read_text() for d in dirs[:2]] == before  # not trained again
+    assert again[2].status == "completed" and len(again[2].history) == 4
+    assert sum("its records are used, not trained again" in r.message for r in caplog.records) == 2

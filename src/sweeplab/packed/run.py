@@ -14,7 +14,7 @@ from sweeplab.packed.keys import pack_structure
 from sweeplab.packed.layers import NotPackable
 from sweeplab.packed.loop import Member, fit_pack, global_rng, settle_shared, start_member
 from sweeplab.train.loop import announce, build_trial, conclude, train
-from sweeplab.train.records import RunRecorder
+from sweeplab.train.records import RunRecorder, finished_result
 from sweeplab.train.trial import Reporter, Result
 
 log = logging.getLogger("sweeplab.packed")
@@ -30,6 +30,12 @@ def train_pack(
     cannot handle are trained one after another, with a log line saying why; a pack that does not fit
     in the device's memory is split in two and each half trained in turn (resuming where it was)."""
     labels = labels or [str(i) for i in range(len(cfgs))]
+    done = {i: finished_result(cfgs[i], output_dirs[i], reporters[i]) for i in range(len(cfgs))}
+    if any(done.values()):  # members whose runs had ended keep their results; the others train
+        rest = [i for i, result in done.items() if result is None]
+        pick = [[values[i] for i in rest] for values in (cfgs, output_dirs, reporters, labels)]
+        done.update(zip(rest, train_pack(*pick) if rest else [], strict=True))
+        return [done[i] for i in range(len(cfgs))]  # type: ignore[misc]
     if len(cfgs) == 1:
         return [train(cfgs[0], output_dirs[0], reporters[0])]
     groups: dict[str, list[int]] = {}

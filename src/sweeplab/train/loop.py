@@ -22,7 +22,7 @@ from sweeplab.stopping import Interrupted, steps_running, stop_asked
 from sweeplab.train.check import check_config
 from sweeplab.train.evaluate import Evaluation
 from sweeplab.train.options import describe_budget
-from sweeplab.train.records import RunRecorder
+from sweeplab.train.records import RunRecorder, finished_result
 from sweeplab.train.resume import CheckpointClock, loop_state, restore
 from sweeplab.train.trial import Outcome, Reporter, Result, Trial
 
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig, output_dir: Path | None = None, reporter: Reporter | None = None) -> Result:
+    done = finished_result(cfg, output_dir, reporter)
+    if done is not None:
+        return done
     started = time.perf_counter()
     trial = build_trial(cfg)
     recorder = RunRecorder(output_dir, cfg)

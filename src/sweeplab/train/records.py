@@ -121,3 +121,33 @@ class RunRecorder:
             if fault is not None:
                 raise fault from err
             raise
+
+
+def finished_result(cfg: DictConfig, output_dir: Path | None, reporter: Any = None) -> Any:
+    """The Result of a run of this same config that already ended in `output_dir` (a retry of a trial
+    whose run finished while the study's storage could not be reached): its intact records, so the run
+    is not trained again from step 0. None when there is none, when it was another config's, or when a
+    record is missing or damaged (then it trains, and says why)."""
+    from sweeplab.run_records import DamagedRecord, check_checkpoint, read_config, read_history, read_summary
+    from sweeplab.train.trial import Result
+
+    if output_dir is None or not (output_dir / "summary.json").exists():
+        return None
+    try:
+        summary, history = read_summary(output_dir), read_history(output_dir)
+        if fingerprint(OmegaConf.create(read_config(output_dir))) != fingerprint(cfg):
+            return None
+        if summary.get("checkpoint"):
+            check_checkpoint(output_dir)
+    except DamagedRecord as err:
+        log.warning("%s: the run is trained again", err)
+        return None
+    if reporter is not None:  # the study's trial gets its intermediate values, as a resumed run's
+        for row in history:
+            reporter(int(row["step"]), row)
+    # JSON holds no NaN: the summary wrote it as null
+    metrics = {k: math.nan if v is None and k != "checkpoint" else v for k, v in summary.items()}
+    log.info(
+        "%s: the run had ended (%s); its records are used, not trained again", output_dir, summary["status"]
+    )
+    return Result(status=summary["status"], metrics=metrics, history=history, output_dir=output_dir)
