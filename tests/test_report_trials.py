@@ -153,3 +153,21 @@ def test_a_full_disk_at_any_file_of_the_report_is_one_line_and_leaves_nothing(
     assert done.stdout.startswith("sweeplab report: error: no space left on device writing ")
     assert len(done.stdout.strip().splitlines()) == 1, done.stdout
     assert [p.name for p in small_disk.iterdir()] == ["fill"]  # no half report, no staging folder
+
+
+def test_settings_that_cannot_change_a_result_are_no_column_of_two_studies(studies, data_dir):
+    other = command(
+        studies,
+        data_dir,
+        "train",
+        "-m",
+        *RUN,
+        *GRID,
+        "trainer.checkpoint_every=0",
+        "hydra.sweeper.study_name=cp",
+    )
+    assert other.returncode == 0, other.stdout
+    both = command(studies, data_dir, "report", "single", "cp", "--out", "two", "--format", "csv")
+    assert both.returncode == 0, both.stdout
+    header = (studies / "two" / "table.csv").read_text().splitlines()[0]
+    assert header.startswith("study,model.activation,val_acc,"), header  # no trainer.checkpoint_every

@@ -76,11 +76,15 @@ def test_run_records_config_history_summary_and_best_checkpoint(make_cfg, tmp_pa
     assert acc == pytest.approx(result.metrics["test_acc"], abs=1e-6)
 
 
-def test_nan_loss_stops_the_run_as_diverged(make_cfg, tmp_path):
+def test_nan_loss_stops_the_run_as_diverged(make_cfg, tmp_path, caplog):
     cfg = make_cfg("optimizer=sgd", "optimizer.lr=1e6", "trainer.max_steps=500", "trainer.eval_every=50")
-    result = train(cfg, output_dir=tmp_path)
-    assert result.status == "diverged" and result.metrics["steps"] < 500
-    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
+    with caplog.at_level("INFO"):
+        result = train(cfg, output_dir=tmp_path)
+    assert result.status == "diverged" and result.metrics["steps"] == 50  # NaN by its first evaluation
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    # no evaluation to keep: neither a best value nor a best step (it said "val_acc nan (step 0)")
+    assert summary["status"] == "diverged" and summary["val_acc"] is None and summary["best_step"] is None
+    assert "diverged: no evaluation to keep (the loss was NaN or infinite by step 50)" in caplog.text
 
 
 def test_reporter_sees_every_evaluation_and_can_stop_the_run(make_cfg):

@@ -414,3 +414,28 @@ def test_a_grid_of_100000_points_starts_at_once_and_says_its_size(tmp_path, swee
         {"trainer.seed": 0},
         {"trainer.seed": 1},
     ]
+
+
+def test_a_refused_single_run_leaves_no_folder(tmp_path, sweeplab):
+    done = sweeplab("train", "trainer.batch_size=0")
+    assert done.returncode == 2 and "trainer.batch_size: must be positive, got 0" in done.stdout
+    assert not list((tmp_path / "outputs").glob("runs/*/*"))
+
+
+def test_a_non_ascii_value_unquoted_says_to_quote_it_and_a_study_name_must_be_ascii(tmp_path, sweeplab):
+    unquoted = sweeplab("train", "-m", "hydra.sweeper.study_name=étude")
+    assert unquoted.returncode == 2 and "LexerNoViableAltException" not in unquoted.stdout
+    assert """Hydra reads é only inside quotes: write 'hydra.sweeper.study_name="étude"'""" in unquoted.stdout
+    quoted = sweeplab("train", "-m", 'hydra.sweeper.study_name="étude"')
+    assert quoted.returncode == 2 and "use ASCII letters, digits and _ . + -" in quoted.stdout
+    assert not (tmp_path / "studies").exists()
+
+
+def test_packing_with_tpe_shows_no_experimental_notice(tmp_path, sweeplab):
+    done = sweeplab(
+        "train", "-m", LR, "model.hidden=choice([16],[32])", "hydra.sweeper.pack=4",
+        "hydra.sweeper.replicates=2", "hydra.sweeper.n_trials=4", "trainer.max_steps=20",
+        process=True,  # as a user sees warnings: pytest would catch them in its own process
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout
+    assert "experimental" not in done.stdout.lower() and "PartialFixedSampler" not in done.stdout

@@ -5,8 +5,10 @@ list, show and delete studies (`studies`), write a study to MLflow (`export`), w
 Expected faults end in one line and an exit code, without a traceback: the user's input (exit 2), the
 machine or the storage (exit 1), Ctrl-C (exit 130). Anything else is a bug and shows its traceback."""
 
+import contextlib
 import logging
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Callable
@@ -96,13 +98,22 @@ def train_app(cfg: DictConfig) -> dict:
     except SweeplabError as err:
         if multirun:
             raise  # the sweeper records the trial as FAIL with this message and goes on
-        log.error("%s", err)  # to the console and the run's log file, without a traceback
+        log.error("%s", err)  # to the console, without a traceback
+        _remove_refused(output_dir)
         raise SystemExit(1 if isinstance(err, EnvironmentFault) else 2) from None
     tqdm.write(  # above a sweep's progress bar on a terminal, not over it
         f"{result.status}: val_acc={result.metrics['val_acc']:.4f} test_acc={result.metrics['test_acc']:.4f} "
         f"params={result.metrics['params']:,} {result.metrics['train_seconds']:.1f}s -> {output_dir}"
     )
     return result.metrics
+
+
+def _remove_refused(output_dir: Path) -> None:
+    """A run refused before it trained leaves no folder: Hydra made it, with only its own records."""
+    if output_dir.is_dir() and {p.name for p in output_dir.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(output_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            output_dir.parent.rmdir()  # the day's folder, where this was its only run
 
 
 def _train(args: list[str]) -> None:
@@ -196,7 +207,7 @@ def _expected_faults(run: Callable[[], None]) -> tuple[int, str]:
         return 2, str(err)
     except (HydraException, OmegaConfBaseException) as err:  # a bad override or config: Hydra says which
         cause = err.__cause__
-        unknown = _unknown_key(err)
+        unknown = _unknown_key(err) or _unquoted_non_ascii(err)
         if unknown:
             return 2, unknown
         extra = (
@@ -238,6 +249,19 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
     context = getattr(err, "context", None)
     return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
+def _unquoted_non_ascii(err: Exception) -> str | None:
+    """Hydra's override grammar takes only ASCII outside quotes, and says so as its lexer's exception."""
+    text = str(err)
+    if "LexerNoViableAltException" not in text:
+        return None
+    override = text.split("LexerNoViableAltException:", 1)[1].strip().splitlines()[0]
+    odd = sorted({c for c in override if not c.isascii()})
+    if not odd:
+        return None
+    key, _, value = override.partition("=")
+    return f"{override}: Hydra reads {' '.join(odd)} only inside quotes: write '{key}=\"{value}\"'"
 
 
 def _unknown_key(err: Exception) -> str | None:

@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 import uuid
+import warnings
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -230,7 +231,9 @@ class SharedStudy:
                 base = self._draw_sampler(self.study.sampler)
                 # a trial suggests its values later, from its study's sampler: its own study object
                 study = copy.copy(self.study)
-                study.sampler = optuna.samplers.PartialFixedSampler(fixed, base)
+                with warnings.catch_warnings():  # Optuna's "experimental" notice is not the user's concern
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.sampler = optuna.samplers.PartialFixedSampler(fixed, base)
                 claimed.append(study.ask())
             for trial in claimed:
                 _stamp(trial)

@@ -48,8 +48,8 @@ def study_name_problem(name: object) -> str | None:
         return f"{name[:20]!r}... is {len(name)} characters long; a study name has at most {MAX_NAME}"
     if not _NAME.fullmatch(name) or ".." in name:
         return (
-            f"{name!r} is not a study name: use letters, digits and _ . + - (starting with a letter or "
-            "a digit, no '..'); it names a file and a folder, never a path"
+            f"{name!r} is not a study name: use ASCII letters, digits and _ . + - (starting with a letter "
+            "or a digit, no '..'); it names a file and a folder, never a path"
         )
     return None
 

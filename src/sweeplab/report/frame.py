@@ -8,6 +8,8 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from sweeplab.config import MACHINE_KEYS
+
 META = [
     "study",
     "trial",
@@ -48,7 +50,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             seed = {replicate_key: recorded.pop(replicate_key)} if replicate_key in recorded else {}
             run_dir = recorded.pop("output_dir", None) or trial.user_attrs.get("output_dir")
             values = _numbers(recorded)
-            hyperparameters.update(dict.fromkeys(config))
+            hyperparameters.update(dict.fromkeys(k for k in config if not _of_the_machine(k)))
             metrics.update(dict.fromkeys(values))
             rows.append({**common, "run_dir": run_dir, **config, **seed, **values})
     frame = pd.DataFrame(rows, columns=[*META, *hyperparameters, *metrics])
@@ -58,6 +60,12 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         replicate_keys=[replicate_key] if replicate_key else [],
     )
     return frame
+
+
+def _of_the_machine(key: str) -> bool:
+    """A key that cannot change a result (where the run ran, how often it saved): never a hyperparameter,
+    even where two studies set it differently."""
+    return any(key == m or key.startswith(m + ".") for m in MACHINE_KEYS)
 
 
 def _numbers(recorded: dict[str, Any]) -> dict[str, float]:

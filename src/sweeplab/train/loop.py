@@ -82,7 +82,8 @@ def conclude(
     metrics = {
         "status": outcome.status,
         "val_acc": outcome.best_val_acc if outcome.best_state is not None else math.nan,
-        "best_step": outcome.best_step,
+        # a run that diverged before any evaluation it could keep has no best: not step 0
+        "best_step": outcome.best_step if outcome.best_state is not None else None,
         "final_val_acc": final.get("val_acc", math.nan),
         "final_val_loss": final.get("val_loss", math.nan),
         "final_train_loss": final.get("train_loss", math.nan),
@@ -102,11 +103,15 @@ def conclude(
         **(extra or {}),
     }
     recorder.finish(metrics)
+    best = (
+        f"val_acc {outcome.best_val_acc:.4f} (step {outcome.best_step})"
+        if outcome.best_state is not None
+        else f"no evaluation to keep (the loss was NaN or infinite by step {outcome.steps})"
+    )
     log.info(
-        "%s: val_acc %.4f (step %d), test_acc %.4f, %s params, %.1fs, %.0f samples/s%s",
+        "%s: %s, test_acc %.4f, %s params, %.1fs, %.0f samples/s%s",
         outcome.status,
-        metrics["val_acc"],
-        outcome.best_step,
+        best,
         best_test.acc,
         f"{n_params:,}",
         outcome.seconds,
