@@ -279,3 +279,14 @@ def test_pca_with_fewer_samples_than_features_matches_the_covariance_route():
     assert few.components.shape[1] <= 8
     # the same components up to sign
     assert torch.allclose((few.components.T @ top).abs().diagonal(), torch.ones(top.shape[1]), atol=1e-3)
+
+
+def test_a_data_folder_that_cannot_be_written_is_said_once(tmp_path, caplog):
+    from sweeplab.data.sources import _generated_mnist1d
+
+    (tmp_path / "file").write_text("not a folder")
+    with caplog.at_level("WARNING"):
+        for _ in range(2):  # as two runs of a sweep in one process
+            assert len(_generated_mnist1d(tmp_path / "file" / "mnist1d")["x"]) == 4000
+    said = [r.message for r in caplog.records if "cannot cache MNIST-1D" in r.message]
+    assert len(said) == 1 and "it is generated again for every run" in said[0]

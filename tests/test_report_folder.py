@@ -232,3 +232,31 @@ def test_links_the_user_keeps_in_the_folder_stay_links(report, tmp_path):
     assert os.readlink(rep / "dangling") == str(tmp_path / "nowhere")
     assert (tmp_path / "data" / "big.bin").read_bytes() == b"x" * 10
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+TERMINATED = """
+import os, signal, sys
+from sweeplab import cli
+from sweeplab.report import command
+def write_report(studies, out, *args, **kwargs):
+    (out / "table.md").write_text("half")
+    os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` while the new report is half written
+command.write_report = write_report
+sys.argv = ["sweeplab", "report", "tiny", "--out", "rep", "--force"]
+cli.main(sys.argv[1:])
+"""
+
+
+def test_a_report_stopped_by_sigterm_removes_its_half_written_folder_at_once(report, study, tmp_path):
+    assert report("--out", "rep")[0] == 0
+    old = tree(tmp_path / "rep")
+    stopped = subprocess.run(
+        [sys.executable, "-c", TERMINATED],
+        cwd=tmp_path,
+        env=dict(os.environ, SWEEPLAB_STUDIES_DIR=str(study / "studies")),
+        capture_output=True,
+        text=True,
+    )
+    assert stopped.returncode == 143 and stopped.stderr == "sweeplab report: error: interrupted (SIGTERM)\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # not left for the next
+    assert tree(tmp_path / "rep") == old

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from sweeplab.config import SweeplabError
 from sweeplab.files import EnvironmentFault, environment_fault
 from sweeplab.paths import config_dir, register_resolvers
+from sweeplab.stopping import Interrupted
 from sweeplab.sweeper.task import Packing, current_reporter, sweep_task
 from sweeplab.train.metrics import INTERMEDIATE, METRICS
 
@@ -201,6 +202,8 @@ def _expected_faults(run: Callable[[], None]) -> tuple[int, str]:
         run()
     except KeyboardInterrupt:
         return 130, "interrupted"
+    except Interrupted as err:  # SIGTERM where a command raises it (the report), after its clean-up
+        return 128 + err.signum, err.describe()
     except EnvironmentFault as err:
         return 1, str(err)
     except SweeplabError as err:

@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import logging
 import pickle
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import torch
 from sweeplab.config import SweeplabError, require
 from sweeplab.data.registry import DATASETS
 from sweeplab.data.splits import RawData
-from sweeplab.files import EnvironmentFault, write_atomic
+from sweeplab.files import EnvironmentFault, environment_fault, write_atomic
+
+log = logging.getLogger(__name__)
 
 # md5 of the official mnist1d_data.pkl from github.com/greydanus/mnist1d (4000 train + 1000 test).
 MNIST1D_MD5 = "5bf44b67062b653caea0043bc236811a"
@@ -66,9 +69,19 @@ def _generated_mnist1d(cache_dir: Path) -> dict[str, np.ndarray]:
     try:  # the cache only saves seconds: an unwritable root is not an error
         cache_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(cache, buffer.getvalue())  # processes making it together never mix their writes
-    except (OSError, EnvironmentFault):
-        pass
+    except (OSError, EnvironmentFault) as err:
+        fault = environment_fault(err, cache) if isinstance(err, OSError) else err
+        if cache_dir not in _UNCACHED:  # once a process: every run of a sweep would repeat it
+            _UNCACHED.add(cache_dir)
+            log.warning(
+                "cannot cache MNIST-1D in %s (%s): it is generated again for every run",
+                cache_dir,
+                fault or err,
+            )
     return arrays
+
+
+_UNCACHED: set[Path] = set()  # data folders this process could not write
 
 
 @DATASETS.register("synthetic")

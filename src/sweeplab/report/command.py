@@ -38,6 +38,7 @@ from sweeplab.report.page import to_page
 from sweeplab.report.stats import prediction_interval
 from sweeplab.report.tables import OUTCOME, Statistics, Table, build_table, marginals
 from sweeplab.run_records import problems
+from sweeplab.stopping import signals_raise
 
 log = logging.getLogger(__name__)
 FORMATS = {"md": render.to_markdown, "tex": render.to_latex, "csv": render.to_csv, "html": render.to_html}
@@ -81,7 +82,8 @@ def main(argv: Sequence[str]) -> None:
     studies = _distinct([_load(name, storage) for name in names])
     # notes kept inside the report's folder are the user's words: they stay there, without --force
     keep = Path(os.path.abspath(args.notes)) if args.notes else None
-    with report_folder(out, args.force, keep) as folder:
+    # SIGTERM as Ctrl-C: the half-written report's hidden folder is removed on the way out
+    with signals_raise(), report_folder(out, args.force, keep) as folder:
         write_report(
             studies,
             folder,
