@@ -439,3 +439,23 @@ def test_packing_with_tpe_shows_no_experimental_notice(tmp_path, sweeplab):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout
     assert "experimental" not in done.stdout.lower() and "PartialFixedSampler" not in done.stdout
+
+
+def test_a_sqlite_file_locked_by_another_program_is_waited_for_saying_so(tmp_path, sweeplab):
+    import threading
+
+    args = ["train", "-m", LR, "hydra.sweeper.study_name=locked", "hydra.sweeper.n_trials=1", *FAST]
+    assert sweeplab(*args).returncode == 0
+    holder = sqlite3.connect(
+        tmp_path / "studies" / "locked.db", isolation_level=None, check_same_thread=False
+    )
+    holder.execute("BEGIN EXCLUSIVE")  # as a program that holds the database open for writing
+    threading.Timer(4, lambda: holder.execute("COMMIT")).start()
+    done = sweeplab(*args[:-2], "hydra.sweeper.n_trials=2", *FAST)
+    holder.close()
+    assert done.returncode == 0, done.stdout
+    assert (
+        done.stdout.count(f"waiting for {tmp_path}/studies/locked.db: another process holds its write lock; ")
+        == 1
+    )
+    assert "giving up after 60 s" in done.stdout and len(load(tmp_path, "locked").trials) == 2

@@ -17,6 +17,7 @@ import os
 import random
 import re
 import shutil
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from optuna.storages.journal._file import get_lock_file
 from sweeplab.config import SweeplabError
 from sweeplab.files import FULL_ERRNOS, EnvironmentFault
 
+SQLITE_WAIT = 60.0  # seconds a statement waits for another process's write lock on a SQLite file
 LOCK_TIMEOUT = 300.0  # seconds to wait for a study's lock before giving up with a message
 SUPPORTED = "sqlite:///PATH.db, postgresql://USER:PASSWORD@HOST/DB or journal:///PATH.log"
 
@@ -131,7 +133,7 @@ def open_storage(url: str) -> BaseStorage:
         if kind == "journal":
             return JournalStorage(SafeJournalBackend(str(_file_of(url))))
         # SQLite serialises writers: wait for the lock instead of failing when workers write at once.
-        engine = {"connect_args": {"timeout": 60}} if kind == "sqlite" else {}
+        engine = {"connect_args": {"timeout": SQLITE_WAIT}} if kind == "sqlite" else {}
         try:
             storage = RDBStorage(_driver_url(url), engine_kwargs=engine)
             if kind == "sqlite":
@@ -139,6 +141,7 @@ def open_storage(url: str) -> BaseStorage:
                 # The mode is stored in the database file, so every process opening it gets it.
                 with storage.engine.connect() as connection:
                     connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+                _say_when_it_waits(storage.engine, _file_of(url))
                 # SQLite folds the log back into the file when the last connection closes; a pooled
                 # connection left open at exit leaves the newest trials in NAME.db-wal only, and a
                 # study copied as its .db file alone would lack them.
@@ -205,6 +208,36 @@ def _cut_torn_tail(path: Path) -> None:
 
 class StorageMissing(SweeplabError):
     """There is no storage at the URL (as opposed to one that cannot be read)."""
+
+
+def _say_when_it_waits(engine: sqlalchemy.Engine, path: Path, after: float = 2.0) -> None:
+    """A statement that waits for the file's write lock (another process writing, or a program holding
+    the database open) says so once, with how long it waits, instead of up to a minute of silence."""
+    since: dict[int, float] = {}  # thread -> when its statement started
+
+    def start(*args: object) -> None:
+        since[threading.get_ident()] = time.monotonic()
+
+    def end(*args: object) -> None:
+        since.pop(threading.get_ident(), None)
+
+    sqlalchemy.event.listen(engine, "before_cursor_execute", start)
+    sqlalchemy.event.listen(engine, "after_cursor_execute", end)
+    sqlalchemy.event.listen(engine, "handle_error", end)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            started = min(list(since.values()), default=None)
+            if started is not None and time.monotonic() - started > after:
+                logging.getLogger("sweeplab.sweep").warning(
+                    "waiting for %s: another process holds its write lock; giving up after %.0f s",
+                    path,
+                    SQLITE_WAIT,
+                )
+                return
+
+    threading.Thread(target=watch, daemon=True, name="sweeplab-sqlite-wait").start()
 
 
 def open_storage_readonly(url: str) -> BaseStorage:
