@@ -12,6 +12,7 @@ TAKES = {
     "mlp": [SIGNAL, IMAGE, VECTOR],
     "cnn": [SIGNAL, IMAGE, GREY],
     "preact_resnet": [SIGNAL, IMAGE],
+    "preact_convnet": [SIGNAL, IMAGE],
     "torchvision": [IMAGE, GREY],
 }
 
@@ -128,3 +129,68 @@ def test_model_that_cannot_take_the_input_fails_at_build():
     # 7x7 images through an AlexNet: its convolutions shrink them to nothing
     with pytest.raises(ConfigError, match=r"model: torchvision cannot take inputs of shape \(3, 7, 7\)"):
         create_model({"name": "torchvision", "arch": "alexnet", "pretrained": False}, (3, 7, 7), 10)
+
+
+def test_the_course_preact_convnet_has_its_22_1m_parameters(make_cfg):
+    """Report 001 §4a's net, as the UvA Deep Learning 1 practical defines it, on 32x32 RGB images."""
+    net = create_model(make_cfg("model=preact_convnet").model, (3, 32, 32), 10)
+    assert count_parameters(net) == 22_095_370
+    pairs = [m for m in net.modules() if type(m).__name__ == "PreActPair"]
+    assert len(pairs) == 9 and sum(isinstance(m, torch.nn.MaxPool2d) for m in net.modules()) == 5
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """torchvision state dicts saved as torchvision's own checkpoint files are: torch.save of the dict."""
+    import torchvision
+
+    folder = tmp_path_factory.mktemp("weights")
+    for arch in ("mobilenet_v3_small", "squeezenet1_1"):
+        torch.manual_seed(0)
+        torch.save(torchvision.models.get_model(arch, weights=None).state_dict(), folder / f"{arch}.pth")
+    return folder
+
+
+def test_weights_from_a_torchvision_checkpoint_are_loaded_and_the_head_is_new(make_cfg, checkpoints):
+    path = checkpoints / "mobilenet_v3_small.pth"
+    cfg = make_cfg("model=torchvision", "model.arch=mobilenet_v3_small", f"model.weights={path}")
+    net = create_model(cfg.model, IMAGE, num_classes=10)
+    saved, loaded = torch.load(path), net.state_dict()
+    assert loaded["classifier.3.weight"].shape == (10, 1024)  # the head, for this data's classes
+    body = [k for k in saved if not k.startswith("classifier.3.")]
+    assert len(body) > 100 and all(torch.equal(saved[k], loaded[k]) for k in body)
+
+
+def test_weights_of_another_architecture_a_missing_or_a_damaged_file_are_refused(
+    make_cfg, checkpoints, tmp_path
+):
+    def build(path):
+        cfg = make_cfg("model=torchvision", "model.arch=mobilenet_v3_small", f"model.weights={path}")
+        return create_model(cfg.model, IMAGE, num_classes=10)
+
+    with pytest.raises(
+        ConfigError, match=r"model.weights: .*squeezenet1_1.pth does not fit the model: the model's "
+    ):
+        build(checkpoints / "squeezenet1_1.pth")
+    with pytest.raises(ConfigError, match=rf"model.weights: {tmp_path}/none.pth does not exist"):
+        build(tmp_path / "none.pth")
+    whole = (checkpoints / "mobilenet_v3_small.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(whole[: len(whole) // 3])
+    with pytest.raises(
+        ConfigError, match=rf"model.weights: cannot read {tmp_path}/cut.pth as a torch state dict"
+    ):
+        build(tmp_path / "cut.pth")
+
+
+def test_weights_with_a_misshapen_tensor_name_it_and_both_shapes(make_cfg, tmp_path):
+    wide = create_model(make_cfg("model.hidden=[32]").model, SIGNAL, num_classes=10)
+    torch.save({"model": wide.state_dict()}, tmp_path / "best.pt")  # a sweeplab best.pt holds `model`
+    cfg = make_cfg("model.hidden=[16]", f"model.weights={tmp_path / 'best.pt'}")
+    with pytest.raises(
+        ConfigError, match=r"best.pt does not fit the model: 1.weight is \(32, 40\) there and \(16, 40\) here"
+    ):
+        create_model(cfg.model, SIGNAL, num_classes=10)
+    same = create_model(
+        make_cfg("model.hidden=[32]", f"model.weights={tmp_path / 'best.pt'}").model, SIGNAL, 10
+    )
+    assert all(torch.equal(v, same.state_dict()[k]) for k, v in wide.state_dict().items())

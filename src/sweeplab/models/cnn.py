@@ -158,3 +158,67 @@ def preact_resnet(
         create_dropout(dropout),
     ]
     return nn.Sequential(*layers, *head, nn.Linear(in_ch, num_classes))
+
+
+class PreActPair(nn.Module):
+    """norm -> act -> conv 3x3, twice, plus the identity: the course net's PreAct block."""
+
+    def __init__(self, dims: int, channels: int, norm: str, activation: str) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            *[
+                layer
+                for _ in range(2)
+                for layer in (
+                    create_norm(norm, channels, dims),
+                    create_act(activation),
+                    create_conv(dims, channels, channels, 3, padding=1),
+                )
+            ]
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+@MODELS.register("preact_convnet", packable=("dropout",))
+def preact_convnet(
+    *,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    channels: list[int],
+    blocks: list[int],
+    activation: str,
+    norm: str,
+    dropout: float,
+) -> nn.Module:
+    """The University of Amsterdam Deep Learning 1 practical's ConvNet with pre-activation blocks (report
+    001 §4a): conv 3x3 to channels[0], its blocks; then per later stage a conv 1x1 to its channels (where
+    they change), max-pool 3x3 stride 2 and its blocks; a last pool, then norm -> act -> linear. The
+    defaults are the course's: channels [64, 128, 256, 512, 512], blocks [1, 2, 2, 2, 2], 22.1M parameters
+    on 32x32 images."""
+    dims = spatial_dims(input_shape, "preact_convnet")
+    require(
+        len(channels) == len(blocks) > 0 and all(c > 0 for c in channels) and all(b >= 0 for b in blocks),
+        "model.channels",
+        f"and model.blocks: one positive width and one block count a stage, got {channels} and {blocks}",
+    )
+    pool = nn.MaxPool2d if dims == 2 else nn.MaxPool1d
+    layers: list[nn.Module] = [create_conv(dims, input_shape[0], channels[0], 3, padding=1)]
+    size = list(input_shape[1:])
+    for stage, (width, count) in enumerate(zip(channels, blocks, strict=True)):
+        if stage:
+            if width != channels[stage - 1]:
+                layers.append(create_conv(dims, channels[stage - 1], width, 1))
+            layers.append(pool(3, stride=2, padding=1))
+            size = [(s + 1) // 2 for s in size]
+        layers += [PreActPair(dims, width, norm, activation) for _ in range(count)]
+    layers.append(pool(3, stride=2, padding=1))
+    size = [(s + 1) // 2 for s in size]
+    head = [
+        create_norm(norm, channels[-1], dims),
+        create_act(activation),
+        nn.Flatten(),
+        create_dropout(dropout),
+    ]
+    return nn.Sequential(*layers, *head, nn.Linear(channels[-1] * math.prod(size), num_classes))
