@@ -276,9 +276,12 @@ def test_n_jobs_far_above_the_work_starts_only_the_workers_that_have_work_and_en
 ):
     """`n_jobs=1000` for 2 trials once started hundreds of workers, ignored Ctrl-C while they started
     and left orphans. Now: no more workers than trials (and cores), Ctrl-C honoured, none left."""
-    args = ["train", "-m", LR, "hydra.sweeper.study_name=many", "hydra.sweeper.n_trials=2", *SLOW_TRIALS]
+    # trials far longer than the test: still running when the signal comes, however fast the machine
+    endless = ["trainer.max_steps=1000000", "trainer.eval_every=1000"]
+    args = ["train", "-m", LR, "hydra.sweeper.study_name=many", "hydra.sweeper.n_trials=2", *endless]
     run = sweeplab(*args, "hydra.sweeper.n_jobs=1000", background=True, new_group=True)
     most, seen = _workers_seen(run, 6)  # while the controller starts and its workers boot
+    assert run.poll() is None
     os.killpg(run.pid, signal.SIGINT)
     out = run.communicate(timeout=60)[0]
     assert run.returncode == 130, out

@@ -38,7 +38,7 @@ def test_one_more_run_falls_in_the_prediction_interval():
 def test_the_bootstrap_interval_is_repeatable_and_holds_the_mean():
     values = [0.41, 0.44, 0.45, 0.47, 0.52, 0.43, 0.46, 0.49]
     first, again = mean_interval(values, 0.95, "bootstrap"), mean_interval(values, 0.95, "bootstrap")
-    assert first == again and first.method.startswith("bootstrap (BCa")
+    assert first == again and first.method.startswith("bootstrap, BCa")
     assert first.low < sum(values) / len(values) < first.high
     t = mean_interval(values, 0.95)
     assert t.low - 0.02 < first.low and first.high < t.high + 0.02  # close to the t interval here
@@ -100,3 +100,14 @@ def test_holms_correction_can_take_a_mark_away():
     )
     assert "after Holm's correction over the table's 3 comparisons" in render.to_markdown(corrected)
     assert "p_holm" in render.to_csv(corrected)
+
+
+def test_an_interval_stays_in_the_metrics_range():
+    from sweeplab.report.stats import bounds_of, mean_interval
+
+    accuracies = [0.99, 1.0, 0.9]  # Student's t around their mean reaches past 1
+    assert mean_interval(accuracies, 0.95).high > 1
+    cut = mean_interval(accuracies, 0.95, bounds=bounds_of("val_acc"))
+    assert cut.high == 1.0 and cut.low == mean_interval(accuracies, 0.95).low
+    assert bounds_of("test_acc[cat]") == (0.0, 1.0) and bounds_of("val_loss")[0] == 0.0
+    assert bounds_of("my_score") == (float("-inf"), float("inf"))

@@ -81,7 +81,8 @@ def test_configs_that_cannot_build_and_settings_that_cannot_work_are_refused(tmp
         "  - optimizer.lr: a log interval needs a positive start, got 0",
         "  - hydra.sweeper.pruner: pruning needs an objective the task reports during a run (val_acc, "
         "val_loss, train_acc, train_loss), not 'test_acc'",
-        "  - model: no option 'cnnn'; choose from: cnn, linear, mlp, preact_resnet, torchvision",
+        "  - model: no option 'cnnn'; choose from: cnn, linear, mlp, preact_convnet, preact_resnet, "
+        "torchvision",
         "  - with model=mlp, model.activation=swish: model.activation: unknown activation 'swish'; choose "
         "one of: relu, leaky_relu, elu, selu, gelu, silu, mish, softplus, tanh, sigmoid, identity",
         "  - with model=mlp, trainer.eval_every=0: trainer.eval_every: must be positive, got 0",
