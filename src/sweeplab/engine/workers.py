@@ -66,13 +66,13 @@ def cpu_slots() -> int:
 
 
 class WorkerPool:
-    """Up to `size` worker processes, each started when a job first needs it: a pool never holds more
-    workers than it has had jobs at once."""
+    """Up to `size` worker processes of `threads` CPU threads each, each started when a job first needs
+    it: a pool never holds more workers than it has had jobs at once."""
 
-    def __init__(self, size: int, run: Run) -> None:
+    def __init__(self, size: int, run: Run, threads: int) -> None:
         import torch  # the controller only asks how many GPUs there are; it never initialises CUDA
 
-        self.threads = max(1, cpu_slots() // size)
+        self.threads = threads
         self.gpus = torch.cuda.device_count()
         self.context, self.run = mp.get_context("spawn"), run
         self.workers: list[tuple[mp.Process, Connection] | None] = [None] * size

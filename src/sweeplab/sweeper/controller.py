@@ -149,15 +149,17 @@ class SweepController:
         cores = cpu_slots()
         trials_a_job = max(1, self.s.pack // (self.replication.n if self.replication else 1))
         jobs = math.ceil(max(1, self.shared.to_start()) / trials_a_job)
-        size = max(1, min(n_jobs, cores, jobs))
+        at_once = min(n_jobs, cores)
         if n_jobs > cores:
             log.warning(
                 "hydra.sweeper.n_jobs=%d is more than the %d CPU cores here: %d jobs run at once",
                 n_jobs,
                 cores,
-                size,
+                at_once,
             )
-        return WorkerPool(size, run_jobs)
+        # Each worker's threads follow from n_jobs and the machine alone, never from the trials left: a
+        # run's numbers on CPU depend on its thread count, and a resumed study must compute as before.
+        return WorkerPool(max(1, min(at_once, jobs)), run_jobs, threads=max(1, cores // at_once))
 
     def _loop(self, runner: InlineRunner | WorkerPool) -> None:
         waited = 0.0

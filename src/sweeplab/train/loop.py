@@ -99,6 +99,9 @@ def conclude(
         "samples_per_s": samples / outcome.seconds,
         "wall_seconds": time.perf_counter() - started,
         "device": str(trial.device),
+        # what else a run's numbers depend on: on CPU its thread count, and the library's version
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
         "checkpoint": str(checkpoint) if checkpoint else None,
         **(extra or {}),
     }
