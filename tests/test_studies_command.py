@@ -8,6 +8,7 @@ import uuid
 import optuna
 import pytest
 
+from conftest import tmpfs
 from sweeplab.data import load_data
 from test_sweep import FAST, LR
 
@@ -147,19 +148,8 @@ def test_a_study_in_a_folder_nobody_may_write_is_listed_shown_reported_and_expor
 ):
     """A reader who cannot write the study's folder (a read-only disk: EROFS even for root) reads it:
     SQLite in WAL mode needs its index file beside the database, so it is read as immutable."""
-    import subprocess
-
-    small_disk = tmp_path / "disk"
-    small_disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small_disk)], capture_output=True
-    )
-    if mounted.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        _read_only_reader(tmp_path, sweeplab, small_disk, journal)
-    finally:
-        subprocess.run(["umount", "-l", str(small_disk)], check=False)
+    with tmpfs(tmp_path / "disk", "4m") as disk:  # room for a SQLite study and its log
+        _read_only_reader(tmp_path, sweeplab, disk, journal)
 
 
 def _read_only_reader(tmp_path, sweeplab, small_disk, journal) -> None:

@@ -202,6 +202,13 @@ def _expected_faults(run: Callable[[], None]) -> tuple[int, str]:
         run()
     except KeyboardInterrupt:
         return 130, "interrupted"
+    except RuntimeError as err:  # Hydra's, for a sweeper class it has no plugin of
+        if "hydra_optuna_sweeper" not in str(err):
+            raise
+        return 2, (
+            "hydra.sweeper._target_ names hydra-optuna-sweeper's class: delete that line "
+            "(`override hydra/sweeper: sweeplab` in the defaults list is all sweeplab needs)"
+        )
     except Interrupted as err:  # SIGTERM where a command raises it (the report), after its clean-up
         return 128 + err.signum, err.describe()
     except EnvironmentFault as err:

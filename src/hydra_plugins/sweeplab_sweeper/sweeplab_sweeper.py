@@ -10,12 +10,20 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.paths import register_resolvers
-from sweeplab.sweeper.settings import SweeperSettings
+from sweeplab.sweeper.settings import SAMPLER_CLASSES, SweeperSettings
 
 register_resolvers()
 ConfigStore.instance().store(
     group="hydra/sweeper", name="sweeplab", node=SweeperSettings, provider="sweeplab"
 )
+# `override hydra/sweeper/sampler: grid`, as with hydra-optuna-sweeper; options go beside the name
+for _sampler in SAMPLER_CLASSES.values():
+    ConfigStore.instance().store(
+        group="hydra/sweeper/sampler",
+        name=_sampler,
+        node={"name": _sampler, "seed": None},
+        provider="sweeplab",
+    )
 
 
 class SweeplabSweeper(Sweeper):
@@ -25,6 +33,8 @@ class SweeplabSweeper(Sweeper):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+        if self.settings.study_name is None:  # hydra-optuna-sweeper's default: a name of the app's own
+            self.settings.study_name = str(config.hydra.job.name)
 
     def sweep(self, arguments: list[str]) -> None:
         from optuna.exceptions import StorageInternalError

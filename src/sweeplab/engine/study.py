@@ -20,6 +20,8 @@ for _name, _sampler in {
     "cmaes": optuna.samplers.CmaEsSampler,
     "gp": optuna.samplers.GPSampler,
     "nsgaii": optuna.samplers.NSGAIISampler,
+    "nsgaiii": optuna.samplers.NSGAIIISampler,
+    "qmc": optuna.samplers.QMCSampler,
     "bruteforce": optuna.samplers.BruteForceSampler,
 }.items():
     SAMPLERS.register(_name)(_sampler)
@@ -38,15 +40,35 @@ def percentile(percentile: float = 25.0, **options: Any) -> optuna.pruners.BaseP
     return optuna.pruners.PercentilePruner(percentile, **options)  # Optuna requires the percentile
 
 
+BASES = {"sampler": optuna.samplers.BaseSampler, "pruner": optuna.pruners.BasePruner}
+
+
 def build_from(registry: Registry, node: Mapping[str, Any], field: str, **context: Any) -> Any:
-    """Sampler and pruner options are passed to Optuna's classes as they are; their errors are named."""
+    """Sampler and pruner options are passed to Optuna's classes as they are; their errors are named.
+    A dotted name (a `_target_` of a class sweeplab has no name for) is imported and must be one."""
     options = dict(node)
     name = options.pop("name", None)
-    builder = registry.get(name, f"{field}.name")
+    if isinstance(name, str) and "." in name:
+        builder = _class_at(name, BASES[registry.kind], field)
+        context = {}  # a grid's search space goes to the grid sampler sweeplab builds, not to this
+    else:
+        builder = registry.get(name, f"{field}.name")
     try:
         return builder(**context, **options)
     except (TypeError, ValueError) as err:
         raise ConfigError(field, f"{name}: {err}") from err
+
+
+def _class_at(path: str, base: type, field: str) -> Any:
+    from hydra.utils import get_class
+
+    try:
+        found = get_class(path)
+    except Exception as err:  # Hydra's ImportError wrapped in its own words
+        raise ConfigError(f"{field}._target_", f"cannot import {path}: {err.__cause__ or err}") from None
+    if not (isinstance(found, type) and issubclass(found, base)):
+        raise ConfigError(f"{field}._target_", f"{path} is not an Optuna {base.__name__[4:].lower()}")
+    return found
 
 
 def check_same_study(

@@ -277,11 +277,9 @@ def _summary(study: optuna.Study) -> list[str]:
             )
     if complete and len(study.directions) == 1:
         best = ranked(study)[0]
-        shown = {
-            k: v
-            for k, v in best.user_attrs.get("metrics", {}).items()
-            if k in ("val_acc", "test_acc", "test_acc_last", "params", "train_seconds")
-        }
+        objectives = study.user_attrs.get("sweeplab", {}).get("objectives") or {}
+        wanted = (*objectives, "val_acc", "test_acc", "test_acc_last", "params", "train_seconds")
+        shown = {k: v for k, v in best.user_attrs.get("metrics", {}).items() if k in wanted}
         lines += [
             f"- best: trial {best.number}, "
             + ", ".join(f"{k} {render.format_value(v)}" for k, v in shown.items()),

@@ -3,6 +3,7 @@ its config has), compose its config, name its folder (a retry carries on in the 
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,12 @@ class TrialComposer:
         groups: set[str],
         params: dict[str, Param],
         setups: dict[str, Setup],
+        extend: Callable[[DictConfig, Trial], Any] | None = None,
     ) -> None:
+        """`extend(config, trial)`: hydra-optuna-sweeper's `custom_search_space`, which may suggest more
+        values on the trial once its params are set; each becomes an override (`+key` adds a key)."""
         self.hydra_context, self.config, self.fixed = hydra_context, config, fixed
-        self.groups, self.params, self.setups = groups, params, setups
+        self.groups, self.params, self.setups, self.extend = groups, params, setups, extend
         self._bases: dict[tuple[str, ...], DictConfig] = {}
 
     def composed(self, overrides: tuple[str, ...]) -> DictConfig:
@@ -58,6 +62,11 @@ class TrialComposer:
                 if not p.is_group and p.key != "setup" and not absent(base, p.key)
             ]
             config = with_values(base, values)
+            if self.extend is not None:
+                suggested = set(trial.params)
+                self.extend(config, trial)
+                more = [f"{k}={v}" for k, v in trial.params.items() if k not in suggested]
+                config, values = with_values(config, more), [*values, *more]
             resume_dir = trial.user_attrs.get("resume_dir")
             with open_dict(config):
                 config.hydra.job.id = f"{study_name}_{trial.number}"

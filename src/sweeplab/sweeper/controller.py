@@ -14,11 +14,12 @@ import math
 import signal
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from optuna.trial import Trial
 
 from sweeplab.config import SweeplabError
@@ -29,7 +30,7 @@ from sweeplab.engine.progress import Progress
 from sweeplab.engine.storage import masked, open_storage, study_in_use
 from sweeplab.engine.study import ranked
 from sweeplab.engine.workers import InlineRunner, WorkerDied, WorkerPool, cpu_slots
-from sweeplab.files import EnvironmentFault, writable_or_fault
+from sweeplab.files import EnvironmentFault, writable_or_fault, write_atomic
 from sweeplab.stopping import Interrupted, signals_raise
 from sweeplab.sweeper.job import TrialJob, TrialOutcome, run_jobs, task_reference
 from sweeplab.sweeper.packs import PackMatcher
@@ -261,8 +262,7 @@ class SweepController:
             )
         if outcome.error is not None:
             return self._failed(trial, outcome.error, outcome.traceback)
-        value = outcome.value
-        metrics = dict(value) if isinstance(value, dict) else {next(iter(self.objectives)): value}
+        metrics = _as_metrics(outcome.value, list(self.objectives))
         records = {}
         if "replicates" in metrics:  # each member's seed and metrics (sweeplab.sweeper.replicates)
             records["replicates"] = [_json_safe(m) for m in metrics.pop("replicates")]
@@ -290,8 +290,21 @@ class SweepController:
             return self._failed(trial, f"objective values are not finite: {values}")
         self.ran["COMPLETE"] += 1
         self.shared.complete(trial, values)
+        self._write_results()
         shown = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, values, strict=True))
         self._ended(trial, "COMPLETE", shown)
+
+    def _write_results(self) -> None:
+        """hydra-optuna-sweeper's `optimization_results.yaml` in the sweep folder, as the study grows: the
+        best trial's params and value, or with several objectives the Pareto front's."""
+        study = self.shared.study
+        if len(self.objectives) == 1:
+            best = ranked(study)[0]
+            results = {"name": "optuna", "best_params": dict(best.params), "best_value": best.value}
+        else:
+            front = [{"params": dict(t.params), "values": list(t.values)} for t in study.best_trials]
+            results = {"name": "optuna", "solutions": front}
+        write_atomic(self.sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(results))
 
     def _ended(self, trial: Trial, state: str, detail: str) -> None:
         counts = Counter(t.state.name for t in self.shared.study.get_trials(deepcopy=False))
@@ -348,6 +361,16 @@ class SweepController:
                 "stopped: %s; the most common error (%d trials): %s", self.stop, times, error.splitlines()[0]
             )
             raise SystemExit(1)
+
+
+def _as_metrics(value: Any, objectives: list[str]) -> dict[str, Any]:
+    """What a task returned, by metric: a dict as it is; a float for the one objective; a tuple or list
+    (a multi-objective task of hydra-optuna-sweeper's kind), one value per objective in order."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, list | tuple) and len(objectives) > 1:
+        return dict(zip(objectives, value, strict=False))
+    return {objectives[0]: value}
 
 
 def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:

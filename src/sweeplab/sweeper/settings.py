@@ -29,10 +29,47 @@ class SlurmSettings:
     detach: bool = False  # submit and return with the job ids (--detach), instead of following the study
 
 
+# Optuna's classes as hydra-optuna-sweeper's configs name them (`_target_`), and sweeplab's names for them
+SAMPLER_CLASSES = {
+    "optuna.samplers.TPESampler": "tpe",
+    "optuna.samplers.RandomSampler": "random",
+    "optuna.samplers.GridSampler": "grid",
+    "optuna.samplers.CmaEsSampler": "cmaes",
+    "optuna.samplers.GPSampler": "gp",
+    "optuna.samplers.NSGAIISampler": "nsgaii",
+    "optuna.samplers.NSGAIIISampler": "nsgaiii",
+    "optuna.samplers.QMCSampler": "qmc",
+    "optuna.samplers.BruteForceSampler": "bruteforce",
+}
+PRUNER_CLASSES = {
+    "optuna.pruners.NopPruner": "none",
+    "optuna.pruners.MedianPruner": "median",
+    "optuna.pruners.PercentilePruner": "percentile",
+    "optuna.pruners.SuccessiveHalvingPruner": "successive_halving",
+    "optuna.pruners.HyperbandPruner": "hyperband",
+}
+
+
+def named(node: Any, classes: dict[str, str]) -> dict[str, Any]:
+    """A sampler or pruner node as sweeplab names it: `grid` -> {name: grid}; {_target_: Optuna's class,
+    options} (hydra-optuna-sweeper's and lightning-hydra-template's form) -> its name and the options
+    (a `_target_` outside Optuna's known classes stays a dotted path, checked when it is built)."""
+    node = {"name": node} if isinstance(node, str) else dict(node or {})
+    target = node.pop("_target_", None)
+    if target is not None:  # it wins over a name the defaults list gave
+        node["name"] = classes.get(target, target)
+    return node
+
+
 @dataclass
 class SweeperSettings:
     _target_: str = "hydra_plugins.sweeplab_sweeper.sweeplab_sweeper.SweeplabSweeper"
-    study_name: str = "default"
+    # Hydra instantiates the sweeper from this node: a `_target_` inside it (a sampler given as
+    # {_target_: optuna.samplers.TPESampler, ...}) stays a config, which sweeplab checks and builds
+    _recursive_: bool = False
+    # the sampler's config group, as hydra-optuna-sweeper has it: `override hydra/sweeper/sampler: grid`
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"sampler": "tpe"}])
+    study_name: str | None = "default"  # null (hydra-optuna-sweeper's default): the app's job name
     storage: str | None = None  # any Optuna storage URL; null: sqlite:///studies/<study_name>.db
     # COMPLETE + PRUNED trials the study should have; reruns run only what is missing. null: every
     # setup (times the grid of params), every point of a grid sampler's grid, or else 20
@@ -51,9 +88,15 @@ class SweeperSettings:
     replicate_seeds: list[int] | None = None
     aggregate: str = "mean"
     # metrics the study optimises (keys of the run's summary) and, one each, maximize or minimize;
-    # lists so that the command line replaces them whole: hydra.sweeper.objectives=[val_acc,params]
-    objectives: list[str] = field(default_factory=lambda: ["val_acc"])
-    directions: list[str] = field(default_factory=lambda: ["maximize"])
+    # lists so that the command line replaces them whole: hydra.sweeper.objectives=[val_acc,params].
+    # null: sweeplab's train maximizes val_acc; any other task's value is `value` (a float), `value_0`,
+    # `value_1`, ... (a tuple), minimized unless `direction(s)` say otherwise
+    objectives: list[str] | None = None
+    directions: list[str] | None = None
+    direction: Any = None  # hydra-optuna-sweeper's key: minimize or maximize, or a list of them
+    # hydra-optuna-sweeper's: a dotted path to a function (config, trial) that suggests more values
+    custom_search_space: str | None = None
+    search_space: Any = None  # hydra-optuna-sweeper 1.1's name for `params`: refused, naming it
     # {name: tpe, seed: ..., other options of Optuna's sampler}; a name alone means its defaults
     sampler: Any = field(default_factory=lambda: {"name": "tpe", "seed": None})
     pruner: Any = field(default_factory=lambda: {"name": "none"})  # likewise: hyperband = {name: hyperband}
@@ -83,8 +126,8 @@ class SweeperSettings:
 
     def __post_init__(self) -> None:
         # `sampler=grid` on the command line or in a sweep file means {name: grid}
-        self.sampler = {"name": self.sampler} if isinstance(self.sampler, str) else dict(self.sampler)
-        self.pruner = {"name": self.pruner} if isinstance(self.pruner, str) else dict(self.pruner)
+        self.sampler = named(self.sampler, SAMPLER_CLASSES)
+        self.pruner = named(self.pruner, PRUNER_CLASSES)
         self.sampler.setdefault("name", "tpe")
         self.pruner.setdefault("name", "none")
         if not isinstance(self.slurm, SlurmSettings):

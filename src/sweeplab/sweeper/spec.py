@@ -68,6 +68,11 @@ def plan_sweep(
     for name, value in counts:
         if value is not None and (not isinstance(value, int) or value < 1):
             problems.add(f"hydra.sweeper.{name}: must be at least 1, got {value}")
+    if s.search_space is not None:
+        problems.add(
+            "hydra.sweeper.search_space is hydra-optuna-sweeper 1.1's key; sweeplab reads the space from "
+            "hydra.sweeper.params ({key: sweep expression}, e.g. x: interval(-5, 5)): rename it"
+        )
     if s.timeout is not None and s.timeout <= 0:
         problems.add(f"hydra.sweeper.timeout: is in seconds and must be positive, got {s.timeout}")
     cli_sweeps, fixed = split_overrides(arguments)
@@ -112,7 +117,11 @@ def plan_sweep(
                 expressions[key],
                 s.sampler["name"],
             )
-    composer = TrialComposer(hydra_context, config, fixed, groups, params, setups)
+    extend = None
+    if s.custom_search_space:
+        with problems.check():
+            extend = _function_at(s.custom_search_space, "hydra.sweeper.custom_search_space")
+    composer = TrialComposer(hydra_context, config, fixed, groups, params, setups, extend)
     replication = None
     if s.aggregate not in AGGREGATES:
         problems.add(
@@ -277,8 +286,42 @@ def _grid(s: SweeperSettings, params: dict[str, Param]) -> dict[str, list] | Non
     return {key: p.grid_values() for key, p in params.items()}
 
 
+def _function_at(path: str, field: str) -> Any:
+    from hydra.utils import get_method
+
+    try:
+        return get_method(path)
+    except Exception as err:  # Hydra's ImportError, in its own words
+        raise ConfigError(field, f"cannot import {path}: {err.__cause__ or err}") from None
+
+
+def _directions(s: SweeperSettings, contract: TaskContract | None) -> list[str] | None:
+    """`directions`, or hydra-optuna-sweeper's `direction` (a word or a list); None where neither is set."""
+    if s.direction is None:
+        return None if s.directions is None else list(s.directions)
+    given = [s.direction] if isinstance(s.direction, str) else list(s.direction)
+    if s.directions is not None and list(s.directions) != given:
+        raise ConfigError(
+            "hydra.sweeper.direction",
+            f"{s.direction} and hydra.sweeper.directions={list(s.directions)} disagree; keep one of them",
+        )
+    return given
+
+
 def _objectives(s: SweeperSettings, contract: TaskContract | None) -> dict[str, str]:
-    metrics, directions = list(s.objectives), list(s.directions)
+    """The metrics and their directions. Unset: sweeplab's train maximizes val_acc; another task's
+    value (a float, or a tuple of them) is `value` or `value_0`, `value_1`, ..., minimized by default as
+    hydra-optuna-sweeper does."""
+    directions = _directions(s, contract)
+    if s.objectives is not None:
+        metrics = list(s.objectives)
+    elif contract is not None:
+        metrics = [next(iter(contract.metrics))] if directions is None or len(directions) == 1 else []
+    else:
+        n = len(directions or [None])
+        metrics = ["value"] if n == 1 else [f"value_{i}" for i in range(n)]
+    if directions is None:
+        directions = ["maximize" if contract is not None else "minimize"] * len(metrics)
     if not metrics or len(metrics) != len(directions) or len(set(metrics)) != len(metrics):
         raise ConfigError(
             "hydra.sweeper.objectives",

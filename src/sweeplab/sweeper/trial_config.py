@@ -27,7 +27,11 @@ def with_values(base: DictConfig, values: list[str]) -> DictConfig:
     config = copy.deepcopy(base)
     parser = OverridesParser.create()
     for override in parser.parse_overrides(values):
-        OmegaConf.update(config, override.key_or_group, override.value(), merge=False)
+        if override.is_add():  # `+key=value`: a key the config does not have yet
+            with open_dict(config):
+                OmegaConf.update(config, override.key_or_group, override.value(), merge=False)
+        else:
+            OmegaConf.update(config, override.key_or_group, override.value(), merge=False)
     with open_dict(config):
         config.hydra.overrides.task.extend(values)
         naming = config.hydra.job.config.override_dirname
