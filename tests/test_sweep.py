@@ -10,6 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 
 from sweeplab.data.formats import write_mnist
@@ -72,7 +73,12 @@ def test_tpe_study_records_each_trial_then_finishes_and_extends(tmp_path, sweepl
 
     more = sweeplab(*args, "hydra.sweeper.n_trials=5")  # a larger budget extends the same study
     assert more.returncode == 0 and states(load(tmp_path, "tpe")) == {"COMPLETE": 5}
-    assert sorted(p.name for p in (tmp_path / "outputs" / "sweeps" / "tpe").iterdir()) == list("01234")
+    sweep = tmp_path / "outputs" / "sweeps" / "tpe"
+    assert sorted(p.name for p in sweep.iterdir()) == [*"01234", "optimization_results.yaml"]
+    # hydra-optuna-sweeper's record of the best trial, as scripts written for it read it
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    best = load(tmp_path, "tpe").best_trial
+    assert results == {"name": "optuna", "best_params": best.params, "best_value": best.value}
 
 
 def test_grid_of_two_by_two_runs_four_trials_then_stops(tmp_path, sweeplab):
