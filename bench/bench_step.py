@@ -87,9 +87,8 @@ def main() -> None:
     for _ in range(args.repeats):  # interleaved: the machine's load falls on both alike
         for name, run in sides.items():
             times[name].append(run(cfg))
-    print(
-        f"{args.model} on {args.device}, {args.steps} steps, torch {torch.__version__}, {torch.get_num_threads()} threads"
-    )
+    threads = torch.get_num_threads()
+    print(f"{args.model} on {args.device}, {args.steps} steps, torch {torch.__version__}, {threads} threads")
     for name, values in times.items():
         print(f"  {name:10s} {statistics.median(values) * 1e3:7.3f} ms a step (median of {len(values)})")
     ratio = statistics.median(times["sweeplab"]) / statistics.median(times["plain loop"])
