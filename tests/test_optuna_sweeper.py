@@ -48,6 +48,7 @@ def test_the_sphere_on_a_grid_finds_its_minimum_and_stops_when_the_grid_is_done(
     assert "value=0" in out and "val_acc" not in out
 
 
+@pytest.mark.slow  # two whole studies
 def test_a_seeded_tpe_study_of_the_sphere_reproduces(tmp_path):
     runs = [run_app(tmp_path, "sphere", folder=f"run{i}")[1] for i in range(2)]
     first, second = (study_of(where, "sphere") for where in runs)
@@ -81,6 +82,7 @@ def test_a_custom_search_space_suggests_more_values_from_the_trials_own(tmp_path
         assert t.value == pytest.approx(p["+w"] ** 2 + p["x"] ** 2 + p["y"] ** 2 + p["z"] ** 2)
 
 
+@pytest.mark.slow  # two whole studies
 def test_a_lightning_hydra_template_hparams_search_file_runs(tmp_path):
     where = run_app(tmp_path, "lightning", "hparams_search=mnist_optuna")[1]
     study = study_of(where, "app")  # study_name: null names the study after the app

@@ -49,7 +49,12 @@ def test_a_pack_twice(make_cfg, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "extra", [["hydra.sweeper.n_jobs=1"], ["hydra.sweeper.n_jobs=2"], ["hydra.sweeper.replicates=2"]]
+    "extra",
+    [
+        pytest.param(["hydra.sweeper.n_jobs=1"], marks=pytest.mark.slow),  # as every sweep of the suite
+        ["hydra.sweeper.n_jobs=2"],
+        ["hydra.sweeper.replicates=2"],
+    ],
 )
 def test_a_sweep_twice(sweeplab, tmp_path, extra):
     grid = ["optimizer.lr=choice(0.001,0.003)", "hydra.sweeper.sampler=grid", *RUN, *extra]

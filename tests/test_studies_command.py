@@ -173,6 +173,7 @@ def _read_only_reader(tmp_path, sweeplab, small_disk, journal) -> None:
         assert exported.returncode == 0 and "2 runs (2 new" in exported.stdout, exported.stdout
 
 
+@pytest.mark.slow  # three processes of their own
 def test_reading_a_study_leaves_no_file_beside_it(tmp_path, sweeplab):
     """A read-only SQLite reader makes the `-wal` and `-shm` files of WAL mode and cannot remove them."""
     args = ["train", "-m", LR, "hydra.sweeper.study_name=tidy", "hydra.sweeper.n_trials=2", *FAST]
