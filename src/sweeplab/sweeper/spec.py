@@ -34,6 +34,7 @@ from sweeplab.sweeper.space import (
 from sweeplab.sweeper.task import TaskContract
 from sweeplab.sweeper.trial_config import absent, fixed_values
 from sweeplab.sweeper.validate import Problems, check_trials, closest
+from sweeplab.track.mlflow import reachable
 
 log = logging.getLogger("sweeplab.sweep")
 
@@ -131,6 +132,9 @@ def plan_sweep(
     with problems.check():
         replication = _replication(s, composer, fixed, {*params, *set_keys})
     check_trials(problems, composer, params, setups, contract.check if contract else None)
+    if not problems.found:  # a tracking server that does not answer: before trial 0, not in each trial
+        with problems.check():
+            reachable(composer.composed(tuple(fixed)))
     problems.raise_if_any()
     spec = _spec(s, config, composer, objectives, params, setups, set_keys, fixed, grid)
     if replication is not None:  # a resumed study with other replicates is refused, like other changes

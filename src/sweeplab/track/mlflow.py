@@ -52,10 +52,11 @@ def trial_identity(run_dir: Path) -> dict[str, Any] | None:
 SCHEMES = "sqlite:///PATH.db, postgresql://..., mysql://... or http(s)://HOST:PORT (a tracking server)"
 
 
-def check_tracking_uri(uri: str, field: str) -> None:
+def check_tracking_uri(uri: str, field: str, reach: bool = True) -> None:
     """Refuse, before any run, a tracking URI MLflow cannot use: a file store (MLflow 3 takes none), an
-    unknown scheme, a server that cannot be reached, an SQLite store whose creation was cut short. A new
-    SQLite store is created whole here (`create_sqlite_store`)."""
+    unknown scheme, a server that cannot be reached (`reach`: before a sweep or an export, not in each
+    trial, where a server gone mid-sweep costs a warning, never the trial), an SQLite store whose
+    creation was cut short. A new SQLite store is created whole here (`create_sqlite_store`)."""
     scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else ""
     if scheme in ("", "file"):
         raise ConfigError(
@@ -66,7 +67,8 @@ def check_tracking_uri(uri: str, field: str) -> None:
     if scheme == "sqlite":
         create_sqlite_store(uri, field)
     elif scheme in ("http", "https"):
-        _reachable(uri, field)
+        if reach:
+            _reachable(uri, field)
     elif scheme not in ("postgresql", "mysql", "mssql", "databricks"):
         raise ConfigError(field, f"{uri} is not an MLflow tracking URI; use {SCHEMES}")
 
@@ -303,7 +305,14 @@ class MLflowTracker:
 @LOGGERS.register("mlflow")
 def mlflow(*, run_dir: Path | None, cfg: DictConfig | None, tracking_uri: str) -> MLflowTracker | None:
     require_package("mlflow", "mlflow", "logger.mlflow")
-    if run_dir is None or cfg is None:  # the check before any run
-        check_tracking_uri(tracking_uri, "logger.mlflow.tracking_uri")
+    if run_dir is None or cfg is None:  # the check of each run's config (the server: `reachable`)
+        check_tracking_uri(tracking_uri, "logger.mlflow.tracking_uri", reach=False)
         return None
     return MLflowTracker(run_dir, cfg, tracking_uri)
+
+
+def reachable(cfg: DictConfig) -> None:
+    """Before a sweep's first trial: the tracking server of `logger=mlflow` answers (EnvironmentFault)."""
+    node = cfg.get("logger") or {}
+    if "mlflow" in node:
+        check_tracking_uri(str(node.mlflow.tracking_uri), "logger.mlflow.tracking_uri")
