@@ -9,6 +9,7 @@ oversubscribing it.
 """
 
 import ctypes
+import logging
 import multiprocessing as mp
 import os
 import signal
@@ -21,6 +22,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from sweeplab.stopping import Interrupted, ask_to_stop
+
+log = logging.getLogger("sweeplab.sweep")
 
 PR_SET_PDEATHSIG = 1
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGUSR2}
@@ -63,6 +66,25 @@ def cpu_slots() -> int:
     if os.environ.get("SLURM_CPUS_PER_TASK"):
         return max(1, int(os.environ["SLURM_CPUS_PER_TASK"]))
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def runner_for(n_jobs: int, jobs: int, run: Run) -> "InlineRunner | WorkerPool":
+    """`n_jobs: 1` runs in this process; above, a pool of no more workers than can have work (`jobs`,
+    the jobs the trials still to start make) or than the machine has cores, each started when a job
+    first needs it. Each worker's threads follow from n_jobs and the cores alone, never from the trials
+    left: a run's numbers on CPU depend on its thread count, and a resumed study must compute as before."""
+    if n_jobs == 1:
+        return InlineRunner(run)
+    cores = cpu_slots()
+    at_once = min(n_jobs, cores)
+    if n_jobs > cores:
+        log.warning(
+            "hydra.sweeper.n_jobs=%d is more than the %d CPU cores here: %d jobs run at once",
+            n_jobs,
+            cores,
+            at_once,
+        )
+    return WorkerPool(max(1, min(at_once, jobs)), run, threads=max(1, cores // at_once))
 
 
 class WorkerPool:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from optuna.trial import Trial
 
 from sweeplab.config import SweeplabError
@@ -29,12 +29,13 @@ from sweeplab.engine.lifecycle import DONE, SharedStudy
 from sweeplab.engine.progress import Progress
 from sweeplab.engine.storage import masked, open_storage, study_in_use
 from sweeplab.engine.study import ranked
-from sweeplab.engine.workers import InlineRunner, WorkerDied, WorkerPool, cpu_slots
-from sweeplab.files import EnvironmentFault, writable_or_fault, write_atomic
+from sweeplab.engine.workers import InlineRunner, WorkerDied, WorkerPool, runner_for
+from sweeplab.files import EnvironmentFault, writable_or_fault
 from sweeplab.stopping import Interrupted, signals_raise
 from sweeplab.sweeper.job import TrialJob, TrialOutcome, run_jobs, task_reference
 from sweeplab.sweeper.packs import PackMatcher
 from sweeplab.sweeper.preview import preview
+from sweeplab.sweeper.results import write_results
 from sweeplab.sweeper.settings import SweeperSettings
 from sweeplab.sweeper.slurm import check_cluster, in_slurm_worker, job_record, submit_study
 from sweeplab.sweeper.spec import SweepPlan, plan_sweep
@@ -142,25 +143,9 @@ class SweepController:
             runner.close()
 
     def _runner(self) -> InlineRunner | WorkerPool:
-        """`n_jobs` above 1: a pool of no more workers than can have work (the jobs the trials still to
-        start make) or than the machine has cores; each worker starts when a job first needs it."""
-        n_jobs = self.s.n_jobs
-        if n_jobs == 1:
-            return InlineRunner(run_jobs)
-        cores = cpu_slots()
         trials_a_job = max(1, self.s.pack // (self.replication.n if self.replication else 1))
         jobs = math.ceil(max(1, self.shared.to_start()) / trials_a_job)
-        at_once = min(n_jobs, cores)
-        if n_jobs > cores:
-            log.warning(
-                "hydra.sweeper.n_jobs=%d is more than the %d CPU cores here: %d jobs run at once",
-                n_jobs,
-                cores,
-                at_once,
-            )
-        # Each worker's threads follow from n_jobs and the machine alone, never from the trials left: a
-        # run's numbers on CPU depend on its thread count, and a resumed study must compute as before.
-        return WorkerPool(max(1, min(at_once, jobs)), run_jobs, threads=max(1, cores // at_once))
+        return runner_for(self.s.n_jobs, jobs, run_jobs)
 
     def _loop(self, runner: InlineRunner | WorkerPool) -> None:
         waited = 0.0
@@ -290,21 +275,9 @@ class SweepController:
             return self._failed(trial, f"objective values are not finite: {values}")
         self.ran["COMPLETE"] += 1
         self.shared.complete(trial, values)
-        self._write_results()
+        write_results(self.shared.study, len(self.objectives), self.sweep_dir)
         shown = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, values, strict=True))
         self._ended(trial, "COMPLETE", shown)
-
-    def _write_results(self) -> None:
-        """hydra-optuna-sweeper's `optimization_results.yaml` in the sweep folder, as the study grows: the
-        best trial's params and value, or with several objectives the Pareto front's."""
-        study = self.shared.study
-        if len(self.objectives) == 1:
-            best = ranked(study)[0]
-            results = {"name": "optuna", "best_params": dict(best.params), "best_value": best.value}
-        else:
-            front = [{"params": dict(t.params), "values": list(t.values)} for t in study.best_trials]
-            results = {"name": "optuna", "solutions": front}
-        write_atomic(self.sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(results))
 
     def _ended(self, trial: Trial, state: str, detail: str) -> None:
         counts = Counter(t.state.name for t in self.shared.study.get_trials(deepcopy=False))
