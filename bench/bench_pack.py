@@ -59,11 +59,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--big", type=int, default=0, help="also pack this many (a GPU: 64) trials")
     parser.add_argument("--no-mnist1d", action="store_true", help="skip the MNIST-1D comparison")
+    parser.add_argument("--packs-only", action="store_true", help="pack 16 against pack 1 alone (n_jobs 1)")
     args = parser.parse_args()
     env = dict(
         os.environ, SWEEPLAB_DATA_DIR=os.environ.get("SWEEPLAB_DATA_DIR", str(Path("data").absolute()))
     )
-    settings = [(1, 1), (16, 1), (1, 2), (8, 2)]
+    settings = [(1, 1), (16, 1)] if args.packs_only else [(1, 1), (16, 1), (1, 2), (8, 2)]
     sweep = ["hydra.sweeper.sampler=grid", f"optimizer.lr={LRS}", "trainer.seed=choice(0,1)"]
     quiet = ["trainer.progress=false", f"trainer.device={args.device}"]
     mnist1d = [
