@@ -19,6 +19,8 @@ def run_app(tmp_path: Path, app: str, *args: str, folder: str | None = None) -> 
     """`python app.py -m ARGS` in a copy of the app's folder, as its user runs it: (output, folder)."""
     where = tmp_path / (folder or app)
     shutil.copytree(APPS / app, where)
+    if not (where / "app.py").exists():  # the grid example is the sphere's app with another config
+        shutil.copy(APPS / "sphere" / "app.py", where)
     done = subprocess.run(
         [sys.executable, "app.py", "-m", *args], cwd=where, capture_output=True, text=True, timeout=600,
         env={k: v for k, v in os.environ.items() if k != "SWEEPLAB_STUDIES_DIR"},
