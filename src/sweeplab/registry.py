@@ -1,5 +1,6 @@
 """A name -> builder map, so a config string meets its code in exactly one place (timm-style)."""
 
+import importlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -47,3 +48,13 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._builders))
+
+
+def locate(path: str, field: str) -> Any:
+    """The object at a dotted path (`package.module.name`), as a config's `_target_` names it; a path that
+    does not import is a ConfigError on `field`, with Python's reason."""
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(field, f"cannot import {path}: {err}") from None

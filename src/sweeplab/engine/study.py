@@ -7,7 +7,7 @@ from typing import Any
 import optuna
 
 from sweeplab.config import ConfigError, SweeplabError
-from sweeplab.registry import Registry
+from sweeplab.registry import Registry, locate
 
 SAMPLERS: Registry = Registry("sampler")
 PRUNERS: Registry = Registry("pruner")
@@ -60,12 +60,7 @@ def build_from(registry: Registry, node: Mapping[str, Any], field: str, **contex
 
 
 def _class_at(path: str, base: type, field: str) -> Any:
-    from hydra.utils import get_class
-
-    try:
-        found = get_class(path)
-    except Exception as err:  # Hydra's ImportError wrapped in its own words
-        raise ConfigError(f"{field}._target_", f"cannot import {path}: {err.__cause__ or err}") from None
+    found = locate(path, f"{field}._target_")
     if not (isinstance(found, type) and issubclass(found, base)):
         raise ConfigError(f"{field}._target_", f"{path} is not an Optuna {base.__name__[4:].lower()}")
     return found

@@ -19,6 +19,7 @@ from sweeplab.config import ConfigError
 from sweeplab.engine.lifecycle import StudySpec
 from sweeplab.engine.storage import absolute, default_storage, study_name_problem
 from sweeplab.engine.study import PRUNERS, SAMPLERS, build_from
+from sweeplab.registry import locate
 from sweeplab.sweeper.composer import TrialComposer
 from sweeplab.sweeper.replicates import AGGREGATES, Replication
 from sweeplab.sweeper.settings import SweeperSettings
@@ -121,7 +122,7 @@ def plan_sweep(
     extend = None
     if s.custom_search_space:
         with problems.check():
-            extend = _function_at(s.custom_search_space, "hydra.sweeper.custom_search_space")
+            extend = locate(s.custom_search_space, "hydra.sweeper.custom_search_space")
     composer = TrialComposer(hydra_context, config, fixed, groups, params, setups, extend)
     replication = None
     if s.aggregate not in AGGREGATES:
@@ -290,15 +291,6 @@ def _grid(s: SweeperSettings, params: dict[str, Param]) -> dict[str, list] | Non
     return {key: p.grid_values() for key, p in params.items()}
 
 
-def _function_at(path: str, field: str) -> Any:
-    from hydra.utils import get_method
-
-    try:
-        return get_method(path)
-    except Exception as err:  # Hydra's ImportError, in its own words
-        raise ConfigError(field, f"cannot import {path}: {err.__cause__ or err}") from None
-
-
 def _directions(s: SweeperSettings, contract: TaskContract | None) -> list[str] | None:
     """`directions`, or hydra-optuna-sweeper's `direction` (a word or a list); None where neither is set."""
     if s.direction is None:
@@ -333,7 +325,8 @@ def _objectives(s: SweeperSettings, contract: TaskContract | None) -> dict[str, 
         )
     for direction in directions:
         if direction not in ("maximize", "minimize"):
-            raise ConfigError("hydra.sweeper.directions", f"each is maximize or minimize, got {direction!r}")
+            key = "hydra.sweeper.direction" if s.direction is not None else "hydra.sweeper.directions"
+            raise ConfigError(key, f"each is maximize or minimize, got {direction!r}")
     unknown = [m for m in metrics if contract is not None and m not in contract.metrics]
     if unknown:
         known = list(contract.metrics)  # type: ignore[union-attr]
