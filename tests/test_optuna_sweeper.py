@@ -109,3 +109,13 @@ def test_keys_of_the_old_sweeper_are_named_with_sweeplabs(tmp_path):
     said = done.stdout + done.stderr
     assert done.returncode == 2 and "hydra.sweeper.search_space is hydra-optuna-sweeper 1.1's key" in said
     assert "hydra.sweeper.params" in said and "Traceback" not in said
+
+
+def test_the_old_sweepers_class_left_in_a_config_is_one_line(sweeplab):
+    old = "hydra.sweeper._target_=hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    done = sweeplab("train", "-m", old, "optimizer.lr=choice(0.1,0.01)")
+    assert done.returncode == 2 and "Traceback" not in done.stdout
+    assert done.stdout.strip().splitlines() == [
+        "sweeplab train: error: hydra.sweeper._target_ names hydra-optuna-sweeper's class: delete that line "
+        "(`override hydra/sweeper: sweeplab` in the defaults list is all sweeplab needs)"
+    ]
