@@ -1,5 +1,6 @@
 """A trial's config: Hydra's composition of its group choices, then its values set on a copy."""
 
+import contextlib
 import copy
 from typing import Any
 
@@ -27,10 +28,8 @@ def with_values(base: DictConfig, values: list[str]) -> DictConfig:
     config = copy.deepcopy(base)
     parser = OverridesParser.create()
     for override in parser.parse_overrides(values):
-        if override.is_add():  # `+key=value`: a key the config does not have yet
-            with open_dict(config):
-                OmegaConf.update(config, override.key_or_group, override.value(), merge=False)
-        else:
+        # `+key=value` adds a key the config does not have yet; any other value only changes a leaf
+        with open_dict(config) if override.is_add() else contextlib.nullcontext():
             OmegaConf.update(config, override.key_or_group, override.value(), merge=False)
     with open_dict(config):
         config.hydra.overrides.task.extend(values)
