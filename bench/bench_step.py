@@ -1,13 +1,17 @@
 """sweeplab's training step against a plain PyTorch loop (not a test: it times things). Both train the same
-objects, built once by sweeplab's `build_trial` (model, preprocessing, optimizer, data on the device):
-the same batches by index from a per-epoch permutation, the same Adam, the same evaluation schedule (an
-evaluation every `eval_every` steps that reads the validation accuracy back). Interleaved and repeated in
-one run, each side warmed up first; the figure is the loop's own time per step (no start-up, no test).
+objects, built by sweeplab's `build_trial` (model, preprocessing, data on the device): the same batches
+by index from a per-epoch permutation, Adam with the same numbers, the same evaluation schedule (an
+evaluation every `eval_every` steps that reads the validation accuracy back). The plain loop builds its
+Adam as a user writes it (torch's defaults); a second plain loop asks for torch's fused kernel, the one
+sweeplab calls, to show what the kernel gives and what sweeplab's own update adds. Interleaved and
+repeated in one run, each side warmed up first; the figure is the loop's own time per step (no start-up,
+no test).
 
     python bench/bench_step.py [--model mlp|cnn] [--steps 2000] [--repeats 5] [--device cpu|cuda]
 """
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -42,10 +46,13 @@ def sweeplab_loop(cfg) -> float:
     return outcome.seconds / outcome.steps
 
 
-def plain_loop(cfg) -> float:
+def plain_loop(cfg, fused: bool | None = None) -> float:
     """What a user writes by hand: no history, no checkpoints, no train accuracy, no pruning."""
     trial = build_trial(cfg)
-    data, model, optimizer = trial.data, trial.model, trial.optimizer
+    data, model, o = trial.data, trial.model, cfg.optimizer
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay, fused=fused
+    )
     n, batch, every = len(data.y_train), trial.opts.batch_size, trial.opts.eval_every
     generator = torch.Generator(device=trial.device).manual_seed(0)
     order, pos = torch.randperm(n, device=trial.device, generator=generator), 0
@@ -80,7 +87,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     cfg = config(args.model, args.steps, args.device)
-    sides = {"plain loop": plain_loop, "sweeplab": sweeplab_loop}
+    sides = {
+        "plain loop": plain_loop,
+        "plain, fused Adam": functools.partial(plain_loop, fused=True),
+        "sweeplab": sweeplab_loop,
+    }
     for run in sides.values():  # warm-up: allocator, kernels, data cache
         run(config(args.model, 200, args.device))
     times: dict[str, list[float]] = {name: [] for name in sides}
@@ -90,9 +101,10 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"{args.model} on {args.device}, {args.steps} steps, torch {torch.__version__}, {threads} threads")
     for name, values in times.items():
-        print(f"  {name:10s} {statistics.median(values) * 1e3:7.3f} ms a step (median of {len(values)})")
-    ratio = statistics.median(times["sweeplab"]) / statistics.median(times["plain loop"])
-    print(f"  sweeplab / plain loop: {ratio:.3f}x")
+        print(f"  {name:18s} {statistics.median(values) * 1e3:7.3f} ms a step (median of {len(values)})")
+    for name in ("plain loop", "plain, fused Adam"):
+        ratio = statistics.median(times["sweeplab"]) / statistics.median(times[name])
+        print(f"  sweeplab / {name}: {ratio:.3f}x")
 
 
 if __name__ == "__main__":

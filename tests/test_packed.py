@@ -32,6 +32,15 @@ OPTIMIZERS = [
     ),
     (torch.optim.Adam, [dict(lr=1e-3), dict(lr=3e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-2)]),
     (torch.optim.AdamW, [dict(lr=1e-3, weight_decay=0.1), dict(lr=2e-3, betas=(0.5, 0.9))]),
+    # torch's fused kernel (sweeplab's default for Adam and AdamW): the packed update is the same, bit for bit
+    (
+        torch.optim.Adam,
+        [dict(lr=1e-3, fused=True), dict(lr=3e-3, betas=(0.8, 0.99), weight_decay=1e-2, fused=True)],
+    ),
+    (
+        torch.optim.AdamW,
+        [dict(lr=1e-3, weight_decay=0.1, fused=True), dict(lr=2e-3, betas=(0.5, 0.9), fused=True)],
+    ),
     (torch.optim.RMSprop, [dict(lr=1e-3, alpha=0.9), dict(lr=1e-2, momentum=0.5, weight_decay=1e-3)]),
     (torch.optim.RMSprop, [dict(lr=1e-3, centered=True), dict(lr=5e-3, centered=True, momentum=0.9)]),
 ]
@@ -54,9 +63,14 @@ def test_packed_update_matches_torch_optim(kind: type, settings: list[dict]) -> 
             opt.step()
         packed_model.flat.grad = torch.cat([grads[n].flatten(1) for n in names], 1)
         packed.step()
+    assert (packed.kernel is not None) == any(s.get("fused") for s in settings)
+    exact = packed.kernel is not None
     for k, m in enumerate(models):
         for n, p in m.named_parameters():
-            torch.testing.assert_close(packed_model.tensors[n][k], p.detach(), rtol=1e-5, atol=1e-6)
+            if exact:
+                assert torch.equal(packed_model.tensors[n][k], p.detach()), n
+            else:
+                torch.testing.assert_close(packed_model.tensors[n][k], p.detach(), rtol=1e-5, atol=1e-6)
 
 
 def test_members_state_goes_to_torch_format_and_back() -> None:

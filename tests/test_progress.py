@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from sweeplab.engine.progress import Progress, clock_text
 from sweeplab.logs import BarSafeHandler
-from test_sweep import LR, SLOW_TRIALS, load, states
+from test_sweep import LR, load, states
 
 
 class FakeClock:
@@ -65,9 +65,12 @@ def test_on_a_terminal_the_progress_is_a_bar_over_trials(capsys):
 
 
 def test_no_trial_starts_after_the_timeout(tmp_path, sweeplab):
-    done = sweeplab("train", "-m", LR, "hydra.sweeper.n_trials=5", "hydra.sweeper.timeout=1", *SLOW_TRIALS)
+    # the first trial (3,000 steps: longer than the timeout on any machine) starts at once and ends
+    done = sweeplab(
+        "train", "-m", LR, "hydra.sweeper.n_trials=5", "hydra.sweeper.timeout=0.3", "trainer.max_steps=3000"
+    )
     assert done.returncode == 0, done.stdout
-    assert "timeout: 1 s have passed (hydra.sweeper.timeout); no new trial starts" in done.stdout
+    assert "timeout: 0.3 s have passed (hydra.sweeper.timeout); no new trial starts" in done.stdout
     assert states(load(tmp_path, "default")) == {"COMPLETE": 1}  # the first ran to its end
     assert "trial 0 COMPLETE val_acc=" in done.stdout and "| study: 1/5 finished (1 COMPLETE)" in done.stdout
 

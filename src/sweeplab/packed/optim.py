@@ -6,6 +6,8 @@ that optimizer never steps, it holds the member's hyperparameters (`lr` as its s
 so a member's `resume.pt` is a single trial's. The update itself runs over the stacked tensors with each
 hyperparameter as a [K, 1, ...] tensor: the formulas of torch.optim's SGD, Adam, AdamW and RMSprop
 (tests/test_packed.py checks them against torch.optim). K param groups would cost K times the Python.
+Adam and AdamW built with torch's fused kernel (sweeplab's default, `sweeplab.optim.fusable`) run that
+kernel once per member's row instead: the same arithmetic as the single run, bit for bit.
 """
 
 from collections.abc import Callable
@@ -14,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from sweeplab.optim import fused_kernel
 from sweeplab.packed.layers import NotPackable
 
 # torch.optim class -> (its per-parameter state tensors, what it cannot pack)
@@ -49,6 +52,8 @@ class PackedOptimizer:
         self.kind, self.members, self.flat, self.layout = kind, members, flat, layout
         # which branches of the update run: those any member needs (a zero rate makes a branch a no-op)
         self.flags = {**groups[0], **{k: any(g.get(k) for g in groups) for k in ("momentum", "weight_decay")}}
+        kernels = {fused_kernel(m) for m in members}
+        self.kernel = kernels.pop() if len(kernels) == 1 else None  # torch's fused Adam (AdamW) kernel
         self.state: dict[str, Tensor] = {}  # e.g. exp_avg -> [K, P]
         self.steps = 0
         self._hyper: tuple[tuple, dict[str, Tensor]] | None = None
@@ -80,12 +85,42 @@ class PackedOptimizer:
     def step(self) -> None:
         if self.flat.grad is None:
             return
-        hp = dict(self.hyperparameters())
         self.steps += 1
+        if self.kernel is not None:
+            self._fused_step()
+            return
+        hp = dict(self.hyperparameters())
         if "betas0" in hp:  # Adam's bias corrections
             hp["bias_correction1"] = 1 - hp["betas0"] ** self.steps
             hp["bias_correction2_sqrt"] = (1 - hp["betas1"] ** self.steps).sqrt()
         UPDATES[self.kind](self.flat, self.flat.grad, self.state, hp, self.flags, self.steps)
+
+    def _fused_step(self) -> None:
+        """torch's fused Adam (AdamW) kernel on each member's row, with that member's numbers."""
+        flat, grad = self.flat, self.flat.grad
+        if not self.state:
+            self.state = {key: torch.zeros_like(flat) for key in KINDS[self.kind][0]}
+        m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
+        step = torch.tensor(float(self.steps), device=flat.device)  # the kernel reads the count from a tensor
+        for k, member in enumerate(self.members):
+            g = member.param_groups[0]
+            self.kernel(
+                [flat[k]],
+                [grad[k]],
+                [m[k]],
+                [v[k]],
+                [],
+                [step],
+                amsgrad=False,
+                lr=g["lr"],
+                beta1=g["betas"][0],
+                beta2=g["betas"][1],
+                weight_decay=g["weight_decay"],
+                eps=g["eps"],
+                maximize=g["maximize"],
+                grad_scale=None,
+                found_inf=None,
+            )
 
     # --- members' states in torch's format --------------------------------------------------------
 
@@ -99,7 +134,8 @@ class PackedOptimizer:
                 for key, t in self.state.items()
             }
             if self.kind is not torch.optim.SGD and self.steps:
-                state["step"] = torch.tensor(float(self.steps))
+                # where torch keeps it: on the parameter's device for the fused kernel, else on the CPU
+                state["step"] = torch.tensor(float(self.steps), device=p.device if self.kernel else None)
             if state:
                 member.state[p] = state
 

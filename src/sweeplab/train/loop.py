@@ -25,6 +25,7 @@ from sweeplab.train.options import describe_budget
 from sweeplab.train.records import RunRecorder, finished_result
 from sweeplab.train.resume import CheckpointClock, loop_state, restore
 from sweeplab.train.trial import Outcome, Reporter, Result, Trial
+from sweeplab.train.update import Update
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,7 @@ def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outco
             if reporter is not None and reporter(int(row["step"]), row):
                 outcome.status, outcome.seconds = "pruned", elapsed_before
                 return outcome
+    update = Update(trial.optimizer, scaled=scaler.is_enabled())  # after restore: it works on that state
     bar = tqdm(
         total=trial.total_steps,
         initial=first - 1,
@@ -239,14 +241,14 @@ def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outco
             with trial.autocast():
                 logits = model(trial.inputs(data.x_train[idx], train=True))
                 loss = trial.loss_fn(logits.float(), yb)
-            trial.optimizer.zero_grad(set_to_none=True)
+            update.zero_grad()
             if scaler.is_enabled():  # fp16: scaled; otherwise the scaler's wrappers would do nothing
                 scaler.scale(loss).backward()
                 scaler.step(trial.optimizer)
                 scaler.update()
             else:
                 loss.backward()
-                trial.optimizer.step()
+                update.step()
             trial.schedule.after_step()
             loss_sum += loss.detach()
             correct += (logits.argmax(1) == yb).sum()
