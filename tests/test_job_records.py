@@ -1,5 +1,6 @@
-"""A packed job writes its trials' `.hydra/` records itself (`sweeplab.sweeper.job._prepare`), not through
-Hydra's `run_job`: the files must be the ones Hydra writes, and reproduce the trial."""
+"""A job writes its trials' `.hydra/` records itself (`sweeplab.sweeper.hydra_job.start_job`, for single
+and packed jobs), not through Hydra's `run_job`: the files must be the ones Hydra writes, and reproduce
+the trial."""
 
 import copy
 from pathlib import Path
@@ -13,7 +14,7 @@ from hydra.types import HydraContext
 from omegaconf import OmegaConf, open_dict
 
 from sweeplab.paths import config_dir, register_resolvers
-from sweeplab.sweeper.job import TrialJob, _prepare
+from sweeplab.sweeper.hydra_job import start_job
 from sweeplab.train import train
 
 FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
@@ -37,8 +38,7 @@ def test_a_packed_job_writes_the_records_hydra_writes(tmp_path: Path, data_dir: 
             context = HydraContext(config_loader=loader, callbacks=Callbacks(config))
             run_job(lambda cfg: None, config, "hydra.sweep.dir", "hydra.sweep.subdir", context, False)
         else:
-            job = TrialJob(config, ("m", "f"), None, "sqlite:///x", "s", 0, {}, None)  # type: ignore[arg-type]
-            _prepare(job, configure_logging=False)
+            start_job(config, configure_logging=False)
         HydraConfig.instance().cfg = previous
         folder = tmp_path / who / "7" / ".hydra"
         records[who] = {

@@ -30,7 +30,7 @@ from sweeplab.engine.progress import Progress
 from sweeplab.engine.storage import masked, open_storage, study_in_use
 from sweeplab.engine.study import ranked
 from sweeplab.engine.workers import InlineRunner, WorkerDied, WorkerPool, runner_for
-from sweeplab.files import EnvironmentFault, writable_or_fault
+from sweeplab.files import EnvironmentFault, environment_fault, writable_or_fault
 from sweeplab.stopping import Interrupted, signals_raise
 from sweeplab.sweeper.job import TrialJob, TrialOutcome, run_jobs, task_reference
 from sweeplab.sweeper.packs import PackMatcher
@@ -141,6 +141,16 @@ class SweepController:
             raise SystemExit(128 + err.signum) from None
         finally:
             runner.close()
+            if self.ran["COMPLETE"]:
+                self._write_results()
+
+    def _write_results(self) -> None:
+        """hydra-optuna-sweeper's results file, once the sweep's trials have ended (a few ms a trial when
+        rewritten at each); it copies what the study holds, so a fault writing it is a warning."""
+        try:
+            write_results(self.shared.study, len(self.objectives), self.sweep_dir)
+        except (OSError, EnvironmentFault) as err:
+            log.warning("optimization_results.yaml was not written: %s", environment_fault(err) or err)
 
     def _runner(self) -> InlineRunner | WorkerPool:
         trials_a_job = max(1, self.s.pack // (self.replication.n if self.replication else 1))
@@ -275,7 +285,6 @@ class SweepController:
             return self._failed(trial, f"objective values are not finite: {values}")
         self.ran["COMPLETE"] += 1
         self.shared.complete(trial, values)
-        write_results(self.shared.study, len(self.objectives), self.sweep_dir)
         shown = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, values, strict=True))
         self._ended(trial, "COMPLETE", shown)
 

@@ -1,12 +1,12 @@
 """One trial as one Hydra job, in the controller's process or in a spawned worker.
 
-The job runs through Hydra's own `run_job` (its output folder, saved config and logging stay Hydra's).
+The job runs as Hydra's own `run_job` runs it (its output folder, saved config and logging stay Hydra's;
+`sweeplab.sweeper.hydra_job`, without Hydra's copies).
 It re-attaches to its trial through the storage, so intermediate values and pruning decisions work in
 any process: the task function finds the trial's reporter with `current_reporter()`. Whatever happens,
 the job returns an outcome: a fault of the machine (disk full) is marked `fatal`, so the sweep stops.
 """
 
-import copy
 import dataclasses
 import functools
 import importlib
@@ -19,15 +19,16 @@ from typing import Any
 
 import optuna
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobRuntime, _save_config, configure_log, run_job, setup_globals
+from hydra.core.utils import JobRuntime, setup_globals
 from hydra.types import HydraContext
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig
 
 from sweeplab.config import SweeplabError
 from sweeplab.engine.storage import open_storage
 from sweeplab.engine.study import PRUNERS, build_from
 from sweeplab.files import environment_fault
 from sweeplab.paths import register_resolvers
+from sweeplab.sweeper.hydra_job import run_job, start_job
 from sweeplab.sweeper.replicates import Aggregator, Replication, combine, member_configs, write_summary
 from sweeplab.sweeper.task import REPORTER, Packing, Reporter, contract_of
 
@@ -73,14 +74,7 @@ def run_trial(job: TrialJob, reporter: Reporter | None = None) -> TrialOutcome:
         JobRuntime.instance().set("name", job.config.hydra.job.name)
     token = REPORTER.set(reporter)
     try:
-        ret = run_job(
-            task_function=_outcome_of(resolve_task(job.task)),
-            config=job.config,
-            job_dir_key="hydra.sweep.dir",
-            job_subdir_key="hydra.sweep.subdir",
-            hydra_context=job.hydra_context,
-        )
-        return ret.return_value
+        return run_job(_outcome_of(resolve_task(job.task)), job.config, job.hydra_context).return_value
     except Exception as err:  # Hydra's own records of the job (its folder, .hydra/, the log file)
         return _failed(err)
     finally:
@@ -175,7 +169,7 @@ def run_pack(jobs: list[TrialJob], reporters: list[Reporter | None], packing: Pa
     root = logging.getLogger()
     handlers: list[logging.Handler] = []
     try:
-        prepared = [_prepare(job, configure_logging=i == 0) for i, job in enumerate(jobs)]
+        prepared = [start_job(job.config, configure_logging=i == 0) for i, job in enumerate(jobs)]
         template = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)
         for _, output_dir in prepared[1:] if template else []:  # the pack's lines in every member's log
             handlers.append(logging.FileHandler(output_dir / Path(template.baseFilename).name))
@@ -201,27 +195,6 @@ def _label(job: TrialJob) -> str:
     """How the pack's log names a run: its trial's number, and a member's folder (`3/seed_1`)."""
     number = str(job.config.hydra.job.num)
     return f"{number}/{Path(str(job.config.hydra.sweep.subdir)).name}" if job.replication else number
-
-
-def _prepare(job: TrialJob, configure_logging: bool) -> tuple[DictConfig, Path]:
-    """What Hydra's `run_job` does before it calls the task: the job's folder and records, its logging."""
-    config = job.config
-    output_dir = Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir)).absolute()
-    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
-        config.hydra.runtime.output_dir = str(output_dir)
-    HydraConfig.instance().set_config(config)
-    task_cfg = copy.deepcopy(config)
-    with read_write(task_cfg), open_dict(task_cfg):
-        del task_cfg["hydra"]
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if configure_logging:
-        configure_log(config.hydra.job_logging, config.hydra.verbose)
-    if config.hydra.output_subdir is not None:
-        records = output_dir / str(config.hydra.output_subdir)
-        _save_config(task_cfg, "config.yaml", records)
-        _save_config(copy.deepcopy(HydraConfig.instance().cfg), "hydra.yaml", records)
-        _save_config(config.hydra.overrides.task, "overrides.yaml", records)
-    return task_cfg, output_dir
 
 
 def _outcome_of(task: Callable) -> Callable[[DictConfig], TrialOutcome]:

@@ -1,5 +1,5 @@
-"""hydra-optuna-sweeper's `optimization_results.yaml`, which scripts written for it read: kept in the
-sweep folder and rewritten as the study grows."""
+"""hydra-optuna-sweeper's `optimization_results.yaml`, which scripts written for it read: written to the
+sweep folder when a sweep's trials have ended (the whole study's best, not only this run's)."""
 
 from pathlib import Path
 
