@@ -17,16 +17,23 @@ SETTINGS = {
 }
 
 
-def _model() -> nn.Module:
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")),
+]
+
+
+def _model(device: str = "cpu") -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3))
+    return nn.Sequential(nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3)).to(device)
 
 
 def _train(model: nn.Module, optimizer, update: Update | None, steps: range, lr_after: dict[int, float]):
     """Steps of a fixed regression problem; the rate changed at some steps, as a schedule does."""
+    device = next(model.parameters()).device
     for step in steps:
         g = torch.Generator().manual_seed(step)
-        x, y = torch.randn(16, 7, generator=g), torch.randn(16, 3, generator=g)
+        x, y = torch.randn(16, 7, generator=g).to(device), torch.randn(16, 3, generator=g).to(device)
         if step in lr_after:
             optimizer.param_groups[0]["lr"] = lr_after[step]
         (update.zero_grad if update else lambda: optimizer.zero_grad(set_to_none=True))()
@@ -34,12 +41,13 @@ def _train(model: nn.Module, optimizer, update: Update | None, steps: range, lr_
         (update.step if update else optimizer.step)()
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", list(SETTINGS))
-def test_the_direct_update_is_torch_optims_fused_step_bit_for_bit(name: str) -> None:
-    ours, theirs = _model(), _model()
+def test_the_direct_update_is_torch_optims_fused_step_bit_for_bit(name: str, device: str) -> None:
+    ours, theirs = _model(device), _model(device)
     ours_opt = build_optimizer(ours.parameters(), SETTINGS[name])
     theirs_opt = build_optimizer(theirs.parameters(), SETTINGS[name])
-    assert ours_opt.defaults["fused"] is True  # sweeplab's default on the CPU
+    assert ours_opt.defaults["fused"] is True  # sweeplab's default on the CPU and on CUDA
     update = Update(ours_opt)
     assert update.kernel is not None
     lr_after = {5: 3e-3, 12: 1e-3}

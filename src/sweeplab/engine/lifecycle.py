@@ -87,6 +87,7 @@ class SharedStudy:
         self.mine: set[int] = set()  # the ids of this process's running trials
         self._beating = threading.Event()
         self._heart: threading.Thread | None = None
+        self._reads: dict[str, Any] | None = None  # within a claim: what was read (`_read_once`)
         storage = open_storage(self.url)
         with self.locked():
             existed = spec.name in optuna.get_all_study_names(storage)
@@ -116,6 +117,37 @@ class SharedStudy:
     def locked(self) -> Iterator[None]:
         with study_lock(self.url, self.spec.name):
             yield
+
+    @contextlib.contextmanager
+    def _read_once(self) -> Iterator[None]:
+        """Within one claim, under the lock: the study's trials and attributes are read from the storage
+        once (each read is about a millisecond on SQLite, more on a server; a claim asked five times),
+        and again only after this process writes. Other processes only finish trials meanwhile, which
+        changes no count a claim makes (finished or running are both taken)."""
+        self._reads = {}
+        try:
+            yield
+        finally:
+            self._reads = None
+
+    def _trials(self, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
+        if self._reads is None:
+            return self.study.get_trials(deepcopy=False, states=states)
+        if "trials" not in self._reads:
+            self._reads["trials"] = self.study.get_trials(deepcopy=False)
+        trials = self._reads["trials"]
+        return trials if states is None else [t for t in trials if t.state in states]
+
+    def _study_attrs(self) -> dict[str, Any]:
+        if self._reads is None:
+            return self.study.user_attrs
+        if "attrs" not in self._reads:
+            self._reads["attrs"] = self.study.user_attrs
+        return self._reads["attrs"]
+
+    def _wrote(self) -> None:
+        if self._reads is not None:
+            self._reads.clear()
 
     # --- open -------------------------------------------------------------------------------------
 
@@ -153,10 +185,10 @@ class SharedStudy:
         """How many of the plan's trials, in order, have been queued so far. The plan (a grid's points,
         each setup) is queued as trials start, never more than QUEUE_AHEAD ahead, so a grid of any size
         starts at once. (Studies of older versions queued their whole plan at once.)"""
-        attrs = self.study.user_attrs
+        attrs = self._study_attrs()
         if PLAN_QUEUED in attrs:
             return int(attrs[PLAN_QUEUED])
-        return len(self.spec.plan) if self.study.get_trials(deepcopy=False) else 0
+        return len(self.spec.plan) if self._trials() else 0
 
     def _top_up(self) -> None:
         """Queue the plan's next trials, so that up to QUEUE_AHEAD (and no more than the budget still
@@ -168,13 +200,14 @@ class SharedStudy:
         more = max(0, min(wanted, total - queued))
         for index in range(queued, queued + more):
             self.study.enqueue_trial(dict(self.spec.plan[index]))
-        if more or PLAN_QUEUED not in self.study.user_attrs:
+        if more or PLAN_QUEUED not in self._study_attrs():
             self.study.set_user_attr(PLAN_QUEUED, queued + more)
+            self._wrote()
 
     # --- budget -----------------------------------------------------------------------------------
 
     def count(self, *states: TrialState) -> int:
-        return len(self.study.get_trials(deepcopy=False, states=states))
+        return len(self._trials(states))
 
     def to_start(self) -> int:
         """Trials still to start: every process on this storage counts the same stored trials."""
@@ -190,18 +223,19 @@ class SharedStudy:
         sampler = self.study.sampler
         if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(self.study):
             return True
-        return bool(self.study.user_attrs.get("sampler_exhausted"))
+        return bool(self._study_attrs().get("sampler_exhausted"))
 
     # --- claim and heartbeat ----------------------------------------------------------------------
 
     def claim(self) -> Trial | None:
         """The next trial for this process, or None when the budget is taken or nothing is left."""
-        with self.locked():
+        with self.locked(), self._read_once():
             self.reclaim()
             self._top_up()
             if self.to_start() <= 0 or self.exhausted():
                 return None
             self.study.sampler = self._draw_sampler(self.study.sampler)
+            self._wrote()
             trial = self.study.ask()
             _stamp(trial)
         self.mine.add(trial._trial_id)
@@ -216,15 +250,16 @@ class SharedStudy:
         first's structural values) fixed, so packs fill even when the space mixes structural and
         packable keys."""
         claimed: list[Trial] = []
-        with self.locked():
+        with self.locked(), self._read_once():
             self._top_up()
             count = min(count, self.to_start())
-            for waiting in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            for waiting in self._trials((TrialState.WAITING,)):
                 if len(claimed) >= count:
                     break
                 if fits(_fixed_params(waiting)):
                     trial = self._claim_waiting(waiting._trial_id)
                     claimed += [trial] if trial else []
+            self._wrote()
             while len(claimed) < count and not self.spec.plan and not self.count(TrialState.WAITING):
                 if self.exhausted():
                     break
@@ -235,6 +270,7 @@ class SharedStudy:
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     study.sampler = optuna.samplers.PartialFixedSampler(fixed, base)
                 claimed.append(study.ask())
+                self._wrote()
             for trial in claimed:
                 _stamp(trial)
         self.mine.update(t._trial_id for t in claimed)
@@ -257,7 +293,7 @@ class SharedStudy:
         seed = self.spec.sampler.get("seed")
         if seed is None:
             return current
-        return self._sampler(draw_seed(seed, self.study.get_trials(deepcopy=False)))
+        return self._sampler(draw_seed(seed, self._trials()))
 
     def _sampler(self, seed: int | None) -> optuna.samplers.BaseSampler:
         node = {**self.spec.sampler, "seed": seed}
@@ -286,7 +322,7 @@ class SharedStudy:
     def reclaim(self) -> list[int]:
         """Mark FAIL and queue again the RUNNING trials whose owner is gone. Call under the lock."""
         reclaimed = []
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        for trial in self._trials((TrialState.RUNNING,)):
             if trial._trial_id in self.mine:
                 continue
             reason = self._gone(trial)
@@ -331,6 +367,7 @@ class SharedStudy:
         self.mine.discard(trial._trial_id)
 
     def _end(self, trial: FrozenTrial, error: str, requeue: bool, counts_as_retry: bool) -> None:
+        self._wrote()
         storage = self.study._storage
         try:
             storage.set_trial_user_attr(trial._trial_id, "error", error)
