@@ -340,8 +340,52 @@ def test_unknown_sampler_option_is_named():
     from sweeplab.config import ConfigError
     from sweeplab.engine.study import SAMPLERS, build_from
 
-    with pytest.raises(ConfigError, match=r"hydra\.sweeper\.sampler: tpe: .*n_startup"):
+    with pytest.raises(
+        ConfigError, match=r"hydra\.sweeper\.sampler\.n_startup: unknown option; .*n_startup_trials"
+    ):
         build_from(SAMPLERS, {"name": "tpe", "n_startup": 3}, "hydra.sweeper.sampler")
+
+
+@pytest.mark.parametrize(
+    ("registry", "node", "message"),
+    [
+        (
+            "SAMPLERS",
+            {"name": "tpe", "n_startup_trials": "ten"},
+            r"sampler\.n_startup_trials: expected an integer",
+        ),
+        (
+            "SAMPLERS",
+            {"name": "random", "seed": 1.5},
+            r"sampler\.seed: expected an integer or null, got 1\.5",
+        ),
+        (
+            "SAMPLERS",
+            {"name": "optuna.samplers.TPESampler", "n_startup": 3},
+            r"sampler\.n_startup: unknown option",
+        ),
+        (
+            "SAMPLERS",
+            {"name": "optuna.pruners.MedianPruner"},
+            r"sampler\._target_: .* is not a sampler class",
+        ),
+        (
+            "PRUNERS",
+            {"name": "median", "n_warmup_steps": [1]},
+            r"pruner\.n_warmup_steps: expected an integer",
+        ),
+        ("PRUNERS", {"name": "percentile", "percentile": "high"}, r"pruner\.percentile: expected a number"),
+        ("PRUNERS", {"name": "percentile", "percentile": 150.0}, r"pruner: percentile: .*between 0 and 100"),
+    ],
+)
+def test_sampler_and_pruner_options_are_checked_like_any_config(registry, node, message):
+    """Through the registry, against the Optuna class's own signature: one line naming the field."""
+    from sweeplab.config import ConfigError
+    from sweeplab.engine import study
+
+    field = "hydra.sweeper." + registry.lower()[:-1]
+    with pytest.raises(ConfigError, match=message):
+        study.build_from(getattr(study, registry), node, field)
 
 
 POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")  # a database URL; .ci/run starts a server for it

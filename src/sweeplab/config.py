@@ -88,7 +88,7 @@ def call_with(builder: Callable, node: Mapping, path: str, **context: Any) -> An
         for name, p in inspect.signature(builder).parameters.items()
         if name not in context and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     }
-    hints = typing.get_type_hints(builder)
+    hints = _type_hints(builder)
     values = to_dict(node)
     unknown = sorted(set(values) - set(params))
     if unknown:
@@ -105,9 +105,26 @@ def call_with(builder: Callable, node: Mapping, path: str, **context: Any) -> An
     return builder(**context, **values)
 
 
+def _type_hints(builder: Callable) -> dict[str, Any]:
+    """The builder's parameter types (a class's: its `__init__`'s). A hint that names what its module
+    imports only for type checkers (Optuna's samplers have some) is not checked: Any."""
+    target = builder.__init__ if isinstance(builder, type) else builder  # type: ignore[misc]
+    try:
+        return typing.get_type_hints(target)
+    except NameError:
+        namespace = getattr(target, "__globals__", {})
+        hints = {}
+        for name, hint in getattr(target, "__annotations__", {}).items():
+            try:
+                hints[name] = eval(hint, namespace) if isinstance(hint, str) else hint
+            except Exception:
+                hints[name] = Any
+        return hints
+
+
 def _conforms(value: Any, hint: Any) -> bool:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
+    if hint is Any or isinstance(hint, typing.TypeVar | str):
         return True
     if origin in (typing.Union, types.UnionType):
         return any(_conforms(value, a) for a in args)
@@ -122,7 +139,9 @@ def _conforms(value: Any, hint: Any) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
+    if origin is not None:  # dict[str, float], Callable[..., float], Sequence[int]: the container's kind
+        return isinstance(origin, type) and isinstance(value, origin)
+    return not isinstance(hint, type) or isinstance(value, hint)
 
 
 def _describe(hint: Any) -> str:

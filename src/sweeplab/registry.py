@@ -12,8 +12,10 @@ T = TypeVar("T", bound=Callable)
 class Registry(Generic[T]):
     """Builders of one kind ("model", "activation", ...) registered under the names configs use."""
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, kind: str, base: type | None = None) -> None:
+        """`base`: a registry of a library's classes (Optuna's samplers) also takes a dotted path to any
+        subclass of it, as a `_target_` names one."""
+        self.kind, self.base = kind, base
         self._builders: dict[str, T] = {}
         self._packable: dict[str, tuple[str, ...]] = {}
 
@@ -35,6 +37,8 @@ class Registry(Generic[T]):
 
     def get(self, name: str, field: str) -> T:
         """The builder for `name`; an unknown name is a ConfigError on `field` listing the choices."""
+        if self.base is not None and isinstance(name, str) and "." in name:
+            return self._class_at(name, field)
         if name not in self._builders:
             raise ConfigError(field, f"unknown {self.kind} {name!r}; choose one of: {', '.join(self)}")
         return self._builders[name]
@@ -48,6 +52,12 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._builders))
+
+    def _class_at(self, path: str, field: str) -> T:
+        found = locate(path, field.removesuffix(".name") + "._target_")
+        if not (isinstance(found, type) and issubclass(found, self.base)):  # type: ignore[arg-type]
+            raise ConfigError(field.removesuffix(".name") + "._target_", f"{path} is not a {self.kind} class")
+        return found  # type: ignore[return-value]
 
 
 def locate(path: str, field: str) -> Any:

@@ -7,10 +7,10 @@ from typing import Any
 import optuna
 
 from sweeplab.config import ConfigError, SweeplabError
-from sweeplab.registry import Registry, locate
+from sweeplab.registry import Registry
 
-SAMPLERS: Registry = Registry("sampler")
-PRUNERS: Registry = Registry("pruner")
+SAMPLERS: Registry = Registry("sampler", base=optuna.samplers.BaseSampler)
+PRUNERS: Registry = Registry("pruner", base=optuna.pruners.BasePruner)
 
 # Names to Optuna's own classes; the rest of a `sampler` / `pruner` node is passed to them as it is.
 for _name, _sampler in {
@@ -36,34 +36,34 @@ for _name, _pruner in {
 
 
 @PRUNERS.register("percentile")
-def percentile(percentile: float = 25.0, **options: Any) -> optuna.pruners.BasePruner:
-    return optuna.pruners.PercentilePruner(percentile, **options)  # Optuna requires the percentile
-
-
-BASES = {"sampler": optuna.samplers.BaseSampler, "pruner": optuna.pruners.BasePruner}
+def percentile(
+    percentile: float = 25.0,
+    n_startup_trials: int = 5,
+    n_warmup_steps: int = 0,
+    interval_steps: int = 1,
+    n_min_trials: int = 1,
+) -> optuna.pruners.BasePruner:
+    """Optuna's PercentilePruner, whose percentile has no default there."""
+    return optuna.pruners.PercentilePruner(
+        percentile, n_startup_trials, n_warmup_steps, interval_steps, n_min_trials=n_min_trials
+    )
 
 
 def build_from(registry: Registry, node: Mapping[str, Any], field: str, **context: Any) -> Any:
-    """Sampler and pruner options are passed to Optuna's classes as they are; their errors are named.
-    A dotted name (a `_target_` of a class sweeplab has no name for) is imported and must be one."""
-    options = dict(node)
-    name = options.pop("name", None)
+    """A sampler or pruner through its registry, its options checked against the class's signature
+    like any other config node's (an unknown option, a value of the wrong type: one line). A dotted name
+    (a `_target_` of a class sweeplab has no name for) is imported and must be one; what the controller
+    supplies (a grid's search space) goes only to the classes sweeplab names. Optuna's own refusals (a
+    negative n_startup_trials) are named on the field."""
+    name = node.get("name")
     if isinstance(name, str) and "." in name:
-        builder = _class_at(name, BASES[registry.kind], field)
-        context = {}  # a grid's search space goes to the grid sampler sweeplab builds, not to this
-    else:
-        builder = registry.get(name, f"{field}.name")
+        context = {}
     try:
-        return builder(**context, **options)
+        return registry.build(node, field, **context)
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as err:
         raise ConfigError(field, f"{name}: {err}") from err
-
-
-def _class_at(path: str, base: type, field: str) -> Any:
-    found = locate(path, f"{field}._target_")
-    if not (isinstance(found, type) and issubclass(found, base)):
-        raise ConfigError(f"{field}._target_", f"{path} is not an Optuna {base.__name__[4:].lower()}")
-    return found
 
 
 def check_same_study(

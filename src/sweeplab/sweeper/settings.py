@@ -97,7 +97,9 @@ class SweeperSettings:
     # hydra-optuna-sweeper's: a dotted path to a function (config, trial) that suggests more values
     custom_search_space: str | None = None
     search_space: Any = None  # hydra-optuna-sweeper 1.1's name for `params`: refused, naming it
-    # {name: tpe, seed: ..., other options of Optuna's sampler}; a name alone means its defaults
+    # {name: tpe, seed: ..., other options of Optuna's sampler}; a name alone means its defaults. Any,
+    # not a dict: `sampler=grid` is a string until __post_init__ names it; the options are checked
+    # against the sampler's signature when it is built (sweeplab.engine.study.build_from)
     sampler: Any = field(default_factory=lambda: {"name": "tpe", "seed": None})
     pruner: Any = field(default_factory=lambda: {"name": "none"})  # likewise: hyperband = {name: hyperband}
     params: dict[str, str] = field(default_factory=dict)  # key: Hydra sweep expression
