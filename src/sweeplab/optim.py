@@ -94,6 +94,36 @@ def fused_kernel(optimizer: Optimizer) -> Callable[..., None] | None:
     return torch._fused_adamw_ if decoupled else torch._fused_adam_
 
 
+def fused_adam_step(
+    kernel: Callable[..., None],
+    group: dict[str, Any],
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    exp_avgs: list[torch.Tensor],
+    exp_avg_sqs: list[torch.Tensor],
+    step: torch.Tensor,
+) -> None:
+    """One call of `kernel` (`fused_kernel`'s) with a param group's numbers; `step`: the count after this
+    step, one tensor read for every parameter."""
+    kernel(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        [],
+        [step] * len(params),
+        amsgrad=False,
+        lr=group["lr"],
+        beta1=group["betas"][0],
+        beta2=group["betas"][1],
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        maximize=group["maximize"],
+        grad_scale=None,
+        found_inf=None,
+    )
+
+
 def _check_common(lr: float, weight_decay: float) -> None:
     require(lr > 0 and math.isfinite(lr), "optimizer.lr", f"must be a positive number, got {lr}")
     require(weight_decay >= 0, "optimizer.weight_decay", f"must be >= 0, got {weight_decay}")
@@ -120,26 +150,28 @@ def sgd(*, params: Iterable, lr: float, momentum: float, nesterov: bool, weight_
 def adam(
     *, params: Iterable, lr: float, betas: list[float], eps: float, weight_decay: float, amsgrad: bool = False
 ) -> Optimizer:
-    _check_common(lr, weight_decay)
-    params = list(params)
-    return torch.optim.Adam(
-        params,
-        lr=lr,
-        betas=_check_betas(betas),
-        eps=eps,
-        weight_decay=weight_decay,
-        amsgrad=amsgrad,
-        fused=fusable(params),
-    )
+    return _adam_kind(torch.optim.Adam, params, lr, betas, eps, weight_decay, amsgrad)
 
 
 @OPTIMIZERS.register("adamw", packable=("lr", "betas", "eps", "weight_decay"))
 def adamw(
     *, params: Iterable, lr: float, betas: list[float], eps: float, weight_decay: float, amsgrad: bool = False
 ) -> Optimizer:
+    return _adam_kind(torch.optim.AdamW, params, lr, betas, eps, weight_decay, amsgrad)
+
+
+def _adam_kind(
+    kind: type[Optimizer],
+    params: Iterable,
+    lr: float,
+    betas: list[float],
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+) -> Optimizer:
     _check_common(lr, weight_decay)
     params = list(params)
-    return torch.optim.AdamW(
+    return kind(
         params,
         lr=lr,
         betas=_check_betas(betas),

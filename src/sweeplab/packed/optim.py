@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from sweeplab.optim import fused_kernel
+from sweeplab.optim import fused_adam_step, fused_kernel
 from sweeplab.packed.layers import NotPackable
 
 # torch.optim class -> (its per-parameter state tensors, what it cannot pack)
@@ -103,24 +103,7 @@ class PackedOptimizer:
         m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
         step = torch.tensor(float(self.steps), device=flat.device)  # the kernel reads the count from a tensor
         for k, member in enumerate(self.members):
-            g = member.param_groups[0]
-            self.kernel(
-                [flat[k]],
-                [grad[k]],
-                [m[k]],
-                [v[k]],
-                [],
-                [step],
-                amsgrad=False,
-                lr=g["lr"],
-                beta1=g["betas"][0],
-                beta2=g["betas"][1],
-                weight_decay=g["weight_decay"],
-                eps=g["eps"],
-                maximize=g["maximize"],
-                grad_scale=None,
-                found_inf=None,
-            )
+            fused_adam_step(self.kernel, member.param_groups[0], [flat[k]], [grad[k]], [m[k]], [v[k]], step)
 
     # --- members' states in torch's format --------------------------------------------------------
 

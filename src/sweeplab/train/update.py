@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from sweeplab.optim import fused_kernel
+from sweeplab.optim import fused_adam_step, fused_kernel
 
 
 class Update:
@@ -69,23 +69,7 @@ class Update:
             grads = [grads[i] for i in kept]
         group = self.group
         self.count += 1
-        self.kernel(
-            params,
-            grads,
-            m,
-            v,
-            [],
-            [self.count] * len(params),
-            amsgrad=False,
-            lr=group["lr"],
-            beta1=group["betas"][0],
-            beta2=group["betas"][1],
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=group["maximize"],
-            grad_scale=None,
-            found_inf=None,
-        )
+        fused_adam_step(self.kernel, group, params, grads, m, v, self.count)  # type: ignore[arg-type]
 
 
 def _direct_kernel(optimizer: Optimizer) -> Callable[..., None] | None:
