@@ -46,7 +46,7 @@ step() {  # step NAME SECONDS COMMAND...: one step, bounded, its output to $out/
 }
 
 if [ "${DRY:-0}" = 1 ]; then  # this machine's environment, the CPU, tiny sizes
-  py=.venv/bin/python device=cpu steps=40 repeats=1 workers=0 suite=(tests/test_train.py tests/test_models.py)
+  py=.venv/bin/python device=cpu steps=40 repeats=1 workers=0 suite=(tests/train/test_train.py tests/models/test_models.py)
 else
   python3 -m venv --system-site-packages /tmp/gpu_venv
   /tmp/gpu_venv/bin/pip install -q --no-index --no-deps .whl/*.whl

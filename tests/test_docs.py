@@ -69,7 +69,7 @@ def test_a_documented_command_runs(shown: Shown, sweeplab, monkeypatch) -> None:
         monkeypatch.setenv(key, value)
     args = [a.replace("../shared/", f"{SHARED}/") for a in words[1:]]
     if any("http://" in a for a in args):
-        pytest.skip("needs a running tracking server (tests/test_mlflow.py starts one)")
+        pytest.skip("needs a running tracking server (tests/track/test_mlflow.py starts one)")
     if any(str(SHARED) in a for a in args) and not SHARED.is_dir():
         pytest.skip(f"needs {SHARED} (absent in a user's clone)")
     if PLACEHOLDER.search(shown.line):  # a synopsis: its options are the command's

@@ -9,8 +9,8 @@ import optuna
 import pytest
 
 from conftest import tmpfs
+from support import FAST, LR
 from sweeplab.data import load_data
-from test_sweep import FAST, LR
 
 POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")
 BACKENDS = [

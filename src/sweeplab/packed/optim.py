@@ -5,7 +5,7 @@ that optimizer never steps, it holds the member's hyperparameters (`lr` as its s
 `betas`, `momentum`, `weight_decay`, ...) and, at each checkpoint, the member's state in torch's format,
 so a member's `resume.pt` is a single trial's. The update itself runs over the stacked tensors with each
 hyperparameter as a [K, 1, ...] tensor: the formulas of torch.optim's SGD, Adam, AdamW and RMSprop
-(tests/test_packed.py checks them against torch.optim). K param groups would cost K times the Python.
+(tests/packed/test_packed.py checks them against torch.optim). K param groups would cost K times the Python.
 Adam and AdamW built with torch's fused kernel (sweeplab's default, `sweeplab.optim.fusable`) run that
 kernel once per member's row instead: the same arithmetic as the single run, bit for bit.
 """

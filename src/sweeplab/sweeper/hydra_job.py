@@ -5,7 +5,7 @@ config twice more (each copy of the hydra node, which is most of it, about 3 ms)
 `.hydra/` files with PyYAML's pure-Python emitter (4 ms for hydra.yaml); that was 26 of a one-step
 trial's 98 ms (bench/profile_trial.py). Here the hydra node is copied once, the task's config is a copy
 of the rest, and the records are written by libyaml's emitter, byte for byte what OmegaConf writes
-(tests/test_hydra_job.py), each through a temporary file and a rename.
+(tests/sweeper/test_hydra_job.py), each through a temporary file and a rename.
 """
 
 import os

@@ -5,7 +5,7 @@ records, hooks, the parameters regrouped by device and dtype at every step, one 
 parameter increased one by one. For the MLP of bench/bench_step.py on the CPU that wrapper was about
 170 of a step's 545 µs, more than the fused kernel it calls. For Adam and AdamW built with that kernel
 (sweeplab's default, `sweeplab.optim.fusable`), `Update` calls it directly, with its lists built once:
-the arithmetic is torch's, bit for bit (tests/test_update.py), and the state stays in the optimizer, in
+the arithmetic is torch's, bit for bit (tests/train/test_update.py), and the state stays in the optimizer, in
 torch's format, for checkpoints. The packed update calls the same kernel (`sweeplab.packed.optim`).
 Anything else (SGD, RMSprop, amsgrad, several parameter groups, a GradScaler's fp16 steps, step hooks)
 goes through torch.optim as usual.

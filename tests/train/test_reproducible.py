@@ -1,8 +1,8 @@
 """A trial is a function of its config and seed: on CPU, the same resolved config and seed give the same
 history.csv (every value but the wall clock) and the same summary.json metrics, run twice: a single run,
 a pack, a sweep with n_jobs 1 and 2, replicates, an image folder with its cache cold then warm, and the
-real CIFAR-10 JPEG copy (slow). A run killed and resumed ends as the run that was not: tests/test_train.py
-and tests/test_packed.py check that, at every evaluation."""
+real CIFAR-10 JPEG copy (slow). A run killed and resumed ends as the run that was not:
+tests/train/test_train.py and tests/packed/test_packed.py check that, at every evaluation."""
 
 import json
 from pathlib import Path
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED_DATA
+from support import make_folder
 from sweeplab.packed import train_pack
 from sweeplab.run_records import read_history, read_summary
 from sweeplab.train import train
-from test_image_folder import make_folder
 
 # a run with every source of randomness a trial has: its init, data order, dropout, batch statistics
 RUN = [

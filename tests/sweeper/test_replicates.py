@@ -10,9 +10,9 @@ from pathlib import Path
 import optuna
 import pytest
 
+from support import load, states, wait_for_rows
 from sweeplab.packed import train_pack
 from sweeplab.sweeper.replicates import Aggregator, Replication, combine
-from test_sweep import load, states, wait_for_rows
 
 RUN = ["trainer.max_steps=60", "trainer.eval_every=20", "trainer.batch_size=32", "trainer.progress=false"]
 GRID = ["optimizer.lr=choice(0.001,0.003)", "hydra.sweeper.sampler=grid"]
@@ -24,7 +24,7 @@ def history(folder: Path) -> list[dict]:
 
 
 def same_rows(packed: list[dict], alone: list[dict]) -> None:
-    """The packing's tolerances (tests/test_packed.py): losses to rounding, accuracies to 2 samples (at
+    """The packing's tolerances (tests/packed/test_packed.py): losses to rounding, accuracies to 2 samples (at
     these rates; Adam at 0.03 can grow a difference in the last bit to 0.04 of accuracy in 60 steps)."""
     assert len(packed) == len(alone)
     for p, a in zip(packed, alone, strict=True):

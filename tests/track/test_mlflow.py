@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import interrupted_at
-from test_slurm import needs_slurm, study_args, unique
+from support import needs_slurm, study_args, unique
 
 pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
 from mlflow.tracking import MlflowClient

@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy
 from optuna.exceptions import StorageInternalError
 
+from support import FAST, LR, load, states
 from sweeplab.cli import _expected_faults
 from sweeplab.engine.storage import open_storage, storage_failure, study_name_problem
 from sweeplab.files import EnvironmentFault
 from sweeplab.sweeper.settings import SweeperSettings
 from sweeplab.sweeper.validate import closest
-from test_sweep import FAST, LR, load, states
 
 REFUSED = "sweep refused (nothing was run or stored): "
 

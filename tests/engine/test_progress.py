@@ -7,9 +7,9 @@ from collections import Counter
 
 from tqdm import tqdm
 
+from support import LR, load, states
 from sweeplab.engine.progress import Progress, clock_text
 from sweeplab.logs import BarSafeHandler
-from test_sweep import LR, load, states
 
 
 class FakeClock:

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import optuna
@@ -18,44 +17,10 @@ import pytest
 import submitit
 from optuna.trial import TrialState
 
+from support import POSTGRES, needs_slurm, study_args, unique
 from sweeplab.sweeper.settings import SlurmSettings
 from sweeplab.sweeper.slurm.cluster import Cluster, check_submission
 from sweeplab.sweeper.slurm.worker import WorkerSpec, run_worker
-
-POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")
-
-
-def _cluster_answers() -> bool:
-    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
-        return False
-    try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%a"], capture_output=True, text=True, timeout=20)
-    except subprocess.TimeoutExpired:
-        return False
-    return out.returncode == 0 and "up" in out.stdout
-
-
-needs_slurm = pytest.mark.skipif(
-    not _cluster_answers(), reason="no SLURM cluster answers (`.ci/slurm start DIR` starts one here)"
-)
-
-
-def study_args(
-    tmp_path: Path, name: str, *extra: str, trials: int = 6, steps: int = 1000, journal: bool = False
-) -> list[str]:
-    """The 6-trial test study: MNIST-1D MLPs, `steps` steps each, on a shared storage."""
-    storage = f"journal://{tmp_path / 'studies' / name}.log" if journal or not POSTGRES else POSTGRES
-    return [
-        "train",
-        "-m",
-        "sweep=mnist1d_mlp",
-        f"hydra.sweeper.study_name={name}",
-        f"hydra.sweeper.storage={storage}",
-        f"hydra.sweeper.n_trials={trials}",
-        f"trainer.max_steps={steps}",
-        "hydra.sweeper.slurm.cpus_per_task=1",
-        *extra,
-    ]
 
 
 def load(args: list[str]) -> optuna.Study:
@@ -80,10 +45,6 @@ def created(args: list[str]) -> bool:
     except KeyError:
         return False
     return True
-
-
-def unique(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 def squeue(job: str) -> list[str]:

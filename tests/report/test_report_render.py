@@ -7,12 +7,12 @@ import subprocess
 import optuna
 import pandas as pd
 import pytest
+from test_report_tables import ablation_study, add, config
 
 from sweeplab.report import render
 from sweeplab.report.figures import describe
 from sweeplab.report.frame import trials_frame
 from sweeplab.report.tables import build_table
-from test_report_tables import ablation_study, add, config
 
 
 @pytest.fixture

@@ -142,7 +142,7 @@ def test_smoke_run_of_each_study_and_its_report(sweep, smoke_data, sweeplab, tmp
     assert "this run: 0 trials (none)" in again.stdout, again.stdout[-2000:]
 
 
-ALL_SWEEPS = sorted(p.stem for p in (Path(__file__).parents[1] / "sweeps").glob("*.yaml"))
+ALL_SWEEPS = sorted(p.stem for p in (Path(__file__).parents[2] / "sweeps").glob("*.yaml"))
 PACKED_DEFAULT = ("mnist1d_mlp_ablation", "cifar10_cnn")  # the others under -m slow
 # Two studies whose setups all differ in structure (one seed each) get seeds: cifar10_cnn's conv net and
 # ResNet then pack, and its DenseNet (torchvision) falls back to one trial at a time

@@ -9,38 +9,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from torchvision.io import encode_jpeg, encode_png
+from torchvision.io import encode_png
 
 from conftest import SHARED_DATA
+from support import CLASSES, image, make_folder, write_image
 from sweeplab.config import SweeplabError
 from sweeplab.data import image_folder as image_folder_module
 from sweeplab.data import load_data
 from sweeplab.data.image_folder import load_image_folder
 from sweeplab.data.vision import CIFAR10_CLASSES
-
-CLASSES = ["cat", "dog", "emu"]
-
-
-def image(label: int, index: int, size: tuple[int, int] = (8, 6), channels: int = 3) -> torch.Tensor:
-    """A distinct uint8 image for each (label, index): smooth, so JPEG keeps it close."""
-    h, w = size
-    base = torch.linspace(0, 1, h * w).reshape(1, h, w) * 120
-    return (base + 40 * label + 7 * index).clamp(0, 255).to(torch.uint8).expand(channels, h, w).contiguous()
-
-
-def write_image(path: Path, pixels: torch.Tensor) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    encoded = encode_png(pixels) if path.suffix == ".png" else encode_jpeg(pixels, quality=95)
-    path.write_bytes(encoded.numpy().tobytes())
-
-
-def make_folder(root: Path, splits: dict[str, int] | None = None, suffix: str = ".png", **image_args) -> Path:
-    """root/<split>/<class>/<i><suffix>: `splits` maps each split to its images per class."""
-    for split, count in (splits or {"train": 4, "test": 2}).items():
-        for label, name in enumerate(CLASSES):
-            for i in range(count):
-                write_image(root / split / name / f"{i:04d}{suffix}", image(label, i, **image_args))
-    return root
 
 
 def pack(folder: Path, archive: Path) -> Path:

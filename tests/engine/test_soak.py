@@ -12,8 +12,8 @@ import optuna
 import pytest
 import sqlalchemy
 
+from support import states
 from sweeplab.engine.storage import open_storage
-from test_sweep import states
 
 POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")
 

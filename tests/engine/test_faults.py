@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from test_sweep import FAST, LR, SLOW_TRIALS, load, states, wait_for_rows
+from support import FAST, LR, SLOW_TRIALS, load, states, wait_for_rows
 
 
 def children(pid: int) -> list[int]:

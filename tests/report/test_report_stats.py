@@ -5,12 +5,12 @@ import random
 
 import optuna
 import pytest
+from test_report_tables import add, config
 
 from sweeplab.report import render
 from sweeplab.report.frame import trials_frame
 from sweeplab.report.stats import holm, mean_interval, prediction_interval, welch
 from sweeplab.report.tables import Statistics, build_table
-from test_report_tables import add, config
 
 A = [0.5, 0.6, 0.7]
 B = [0.2, 0.3, 0.4, 0.5]

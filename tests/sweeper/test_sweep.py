@@ -13,31 +13,11 @@ import torch
 import yaml
 from hydra import compose, initialize_config_dir
 
+from support import FAST, LR, SLOW_TRIALS, load, states, wait_for_rows
 from sweeplab.data.formats import write_mnist
 from sweeplab.engine.storage import open_storage
 from sweeplab.paths import config_dir
 from sweeplab.sweeper.space import parse_params, space_signature, split_overrides
-
-FAST = ["trainer.max_steps=40", "trainer.eval_every=10"]
-# long enough to be killed mid-trial: 3,000 steps of the MLP are about 1.2 s on the 2-core CPU
-SLOW_TRIALS = ["trainer.max_steps=3000", "trainer.eval_every=100"]
-LR = "optimizer.lr=tag(log, interval(1e-4, 1e-1))"
-
-
-def load(tmp_path: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/studies/{name}.db")
-
-
-def states(study: optuna.Study) -> Counter:
-    return Counter(t.state.name for t in study.get_trials())
-
-
-def wait_for_rows(history: Path, rows: int, timeout: float = 120) -> None:
-    """Until `history` (a history.csv) has `rows` evaluations."""
-    deadline = time.time() + timeout
-    while not (history.is_file() and len(history.read_text().splitlines()) > rows):
-        assert time.time() < deadline, f"{history} never reached {rows} rows"
-        time.sleep(0.1)
 
 
 def test_tpe_study_records_each_trial_then_finishes_and_extends(tmp_path, sweeplab):
