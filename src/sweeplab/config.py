@@ -171,8 +171,8 @@ _FastDumper.add_representer(str, _PURE.yaml_representers[str])
 
 
 def config_yaml(config: DictConfig | ListConfig, resolve: bool = False) -> str:
-    """`OmegaConf.to_yaml(config, resolve=resolve)`, the same text (tests/sweeper/test_hydra_job.py), written by
-    libyaml's emitter: ten times faster, 4 ms less for a Hydra job's hydra.yaml."""
+    """`OmegaConf.to_yaml(config, resolve=resolve)`, the same text (tests/sweeper/test_hydra_job.py),
+    written by libyaml's emitter: ten times faster, 4 ms less for a Hydra job's hydra.yaml."""
     container = OmegaConf.to_container(config, resolve=resolve, enum_to_str=True)
     return yaml.dump(
         container, default_flow_style=False, allow_unicode=True, sort_keys=False, Dumper=_FastDumper

@@ -16,8 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.config import SweeplabError
-from sweeplab.engine.lifecycle import HEARTBEAT, OWNER
-from sweeplab.engine.owner import Owner
+from sweeplab.engine.records import StudyRecord, TrialRecord
 from sweeplab.engine.storage import (
     StudyLockBusy,
     absolute,
@@ -98,34 +97,28 @@ def list_studies(storage: str | None) -> None:
 def show_study(name: str, url: str) -> None:
     study = _load(name, open_storage_readonly(url), url)
     trials = study.get_trials(deepcopy=False)
-    signature = study.user_attrs.get("sweeplab", {})
+    record = StudyRecord.of(study)
     print(f"study {name!r} in {masked(url)}")
     print(f"trials: {_counts(trials)}; last activity {_last(trials)}")
-    objectives = signature.get("objectives") or dict.fromkeys(study.metric_names or ["value"], "?")
+    objectives = record.objectives or dict.fromkeys(study.metric_names or ["value"], "?")
     print("objectives: " + ", ".join(f"{m} ({d})" for m, d in objectives.items()))
-    replicates = signature.get("replicates")
-    if replicates:  # each trial is several runs (sweeplab.sweeper.replicates)
-        seeds = f", seeds {replicates['seeds']}" if replicates["seeds"] else ""
-        print(
-            f"replicates: {replicates['n']} runs per trial of {replicates['key']}{seeds}, value: their "
-            f"{replicates['aggregate']}"
-        )
+    if record.replicates:  # each trial is several runs (sweeplab.sweeper.replicates)
+        print(record.replicates.describe())
     print("space:")
-    for key, text in signature.get("space", {}).items():
+    for key, text in record.space.items():
         for i, part in enumerate(text.split("; ") if key == "setup" else [text]):
             print(f"  {key if i == 0 else ' ' * len(key)}: {part}")
     print("commands:")
-    for command in study.user_attrs.get("commands", []):
+    for command in record.commands:
         print(f"  {command}")
-    if study.user_attrs.get("slurm_jobs"):
-        print(f"SLURM jobs submitted: {', '.join(study.user_attrs['slurm_jobs'])}")
+    if record.slurm_jobs:
+        print(f"SLURM jobs submitted: {', '.join(record.slurm_jobs)}")
     running = [t for t in trials if t.state == TrialState.RUNNING]
     if running:
         print("running:")
     for t in running:
-        job = t.user_attrs.get("slurm_job") or {}
-        beat = t.user_attrs.get(HEARTBEAT)
-        since = f", last heartbeat {time.time() - beat:.0f} s ago" if isinstance(beat, int | float) else ""
+        job, beat = TrialRecord.of(t).slurm_job, TrialRecord.of(t).heartbeat
+        since = f", last heartbeat {time.time() - beat:.0f} s ago" if beat is not None else ""
         where = f"SLURM job {job['job_id']}, " if job.get("job_id") else ""
         print(f"  trial {t.number}: {where}{_owner(t)}{since}")
     done = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -137,7 +130,7 @@ def show_study(name: str, url: str) -> None:
     for t in best[:5]:
         values = ", ".join(f"{m}={v:.4g}" for m, v in zip(objectives, t.values, strict=False))
         searched = " ".join(f"{k}={v}" for k, v in t.params.items())
-        print(f"  trial {t.number}: {values}  {searched}  -> {t.user_attrs.get('output_dir', '?')}")
+        print(f"  trial {t.number}: {values}  {searched}  -> {TrialRecord.of(t).output_dir or '?'}")
 
 
 def delete_study(name: str, url: str, yes: bool) -> None:
@@ -159,9 +152,7 @@ def delete_study(name: str, url: str, yes: bool) -> None:
         _refuse_running(name, trials)  # a command on another machine of a storage without in-use locks
         optuna.delete_study(study_name=name, storage=open_storage(url))
     print(f"deleted study {name!r} from {masked(url)}")
-    folders = Counter(
-        str(Path(t.user_attrs["output_dir"]).parent) for t in trials if "output_dir" in t.user_attrs
-    )
+    folders = Counter(str(Path(folder).parent) for t in trials if (folder := TrialRecord.of(t).output_dir))
     left = [f"{folder} ({n} trial folders)" for folder, n in folders.items() if Path(folder).exists()]
     others = len(optuna.get_all_study_names(open_storage(url)))
     if url.startswith("sqlite:///"):
@@ -217,7 +208,7 @@ def _best(study: optuna.Study) -> str:
     if len(study.directions) > 1:
         return f"{len(study.best_trials)} on the Pareto front"
     best = ranked(study)[0]
-    metric = study.user_attrs.get("sweeplab", {}).get("objectives") or {"value": None}
+    metric = StudyRecord.of(study).objectives or {"value": None}
     return f"{next(iter(metric))}={best.value:.4g} (trial {best.number})"
 
 
@@ -228,13 +219,12 @@ def _last(trials: Sequence[FrozenTrial]) -> str:
 
 
 def _alive(trial: FrozenTrial) -> bool:
-    owner = Owner.from_record(trial.user_attrs.get(OWNER))
-    if owner is not None and owner.is_local():
-        return bool(owner.is_alive())
-    beat = trial.user_attrs.get(HEARTBEAT)
-    return isinstance(beat, int | float) and time.time() - beat < LIVE_FOR
+    record = TrialRecord.of(trial)
+    if record.owner is not None and record.owner.is_local():
+        return bool(record.owner.is_alive())
+    return record.heartbeat is not None and time.time() - record.heartbeat < LIVE_FOR
 
 
 def _owner(trial: FrozenTrial) -> str:
-    owner = Owner.from_record(trial.user_attrs.get(OWNER))
+    owner = TrialRecord.of(trial).owner
     return owner.describe() if owner else "an unknown process"

@@ -311,8 +311,9 @@ def test_a_run_that_ended_while_the_storage_was_unreachable_is_stored_from_its_r
     reclaims the trial and stores the run's intact records instead of training it again from step 0."""
     import sqlalchemy
 
-    from sweeplab.engine.lifecycle import OWNER, SharedStudy
+    from sweeplab.engine.lifecycle import SharedStudy
     from sweeplab.engine.owner import this_process
+    from sweeplab.engine.records import OWNER
 
     def unreachable(self, trial, values):
         raise sqlalchemy.exc.OperationalError("UPDATE trials", {}, Exception("server closed the connection"))

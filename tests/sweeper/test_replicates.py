@@ -80,11 +80,14 @@ def test_a_replicated_trial_is_its_members_single_runs_and_their_mean(tmp_path, 
     for name in ("table.tex", "table.html"):
         assert "confidence interval" in (tmp_path / "rep_report" / name).read_text()
     shown = sweeplab("studies", "show", "rep")
-    assert "replicates: 3 runs per trial of trainer.seed, value: their mean" in shown.stdout
+    assert "replicates 3 of trainer.seed (its value + 0..2), aggregate mean" in shown.stdout
     # the study's replicates are part of what it is: a rerun with others is refused, nothing changed
     other = sweeplab("train", "-m", *RUN, *GRID, "hydra.sweeper.replicates=2", "hydra.sweeper.study_name=rep")
     assert other.returncode == 2
-    assert "was run with replicates 3 of trainer.seed, aggregate mean, not replicates 2" in other.stdout
+    assert (
+        "was run with replicates 3 of trainer.seed (its value + 0..2), aggregate mean, "
+        "not replicates 2 of trainer.seed (its value + 0..1), aggregate mean" in other.stdout
+    )
     assert len(load(tmp_path, "rep").trials) == 2
 
 

@@ -32,7 +32,22 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from sweeplab.config import SweeplabError
 from sweeplab.engine.attrs import set_user_attrs
-from sweeplab.engine.owner import Owner, this_process
+from sweeplab.engine.owner import this_process
+from sweeplab.engine.records import (
+    COMMANDS,
+    ERROR,
+    HEARTBEAT,
+    OWNER,
+    PLAN_QUEUED,
+    RESUME_DIR,
+    RETRIES,
+    RETRY_OF,
+    SAMPLER_EXHAUSTED,
+    STUDY_ID,
+    StudyRecord,
+    TrialRecord,
+    last_sign,
+)
 from sweeplab.engine.storage import masked, open_storage, study_lock
 from sweeplab.engine.study import PRUNERS, SAMPLERS, build_from, check_same_study
 
@@ -40,8 +55,6 @@ log = logging.getLogger("sweeplab.sweep")
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 LIVE = (*DONE, TrialState.RUNNING, TrialState.WAITING)
-OWNER, HEARTBEAT = "owner", "heartbeat"  # trial user attributes
-PLAN_QUEUED = "plan_queued"  # study user attribute: how many of the plan's trials were queued
 QUEUE_AHEAD = 64  # planned trials waiting in the queue at most
 
 
@@ -153,8 +166,8 @@ class SharedStudy:
 
     def _check_identity(self) -> str:
         study, spec = self.study, self.spec
-        attrs = study.user_attrs
-        if "sweeplab" not in attrs and study.trials:
+        record = StudyRecord.of(study)
+        if not record.made_by_sweeplab and study.trials:
             raise SweeplabError(
                 f"study {spec.name!r} in {masked(self.url)} was not created by sweeplab; "
                 "choose another hydra.sweeper.study_name"
@@ -162,12 +175,11 @@ class SharedStudy:
         changed = check_same_study(study, spec.signature, masked(self.url), spec.accept_changes)
         if changed:
             log.warning("study %r: fixed values changed, accepted (accept_changes): %s", spec.name, changed)
-        if "sweeplab_id" not in attrs:  # names the study in its trials' folders
-            study.set_user_attr("sweeplab_id", uuid.uuid4().hex)
-        commands = attrs.get("commands", [])
-        if spec.command and spec.command not in commands:  # the report shows how the study was made
-            study.set_user_attr("commands", [*commands, spec.command])
-        return study.user_attrs["sweeplab_id"]
+        if record.study_id is None:  # names the study in its trials' folders
+            study.set_user_attr(STUDY_ID, uuid.uuid4().hex)
+        if spec.command and spec.command not in record.commands:  # the report shows how it was made
+            study.set_user_attr(COMMANDS, [*record.commands, spec.command])
+        return StudyRecord.of(study).study_id  # type: ignore[return-value]
 
     def _queue(self, wanted: Sequence[Mapping[str, Any]], retry_planned: bool = False) -> None:
         """Queue each of `wanted` that has not run and is not under way, and (`retry_planned`) each
@@ -185,9 +197,9 @@ class SharedStudy:
         """How many of the plan's trials, in order, have been queued so far. The plan (a grid's points,
         each setup) is queued as trials start, never more than QUEUE_AHEAD ahead, so a grid of any size
         starts at once. (Studies of older versions queued their whole plan at once.)"""
-        attrs = self._study_attrs()
-        if PLAN_QUEUED in attrs:
-            return int(attrs[PLAN_QUEUED])
+        queued = StudyRecord(self._study_attrs()).plan_queued
+        if queued is not None:
+            return queued
         return len(self.spec.plan) if self._trials() else 0
 
     def _top_up(self) -> None:
@@ -223,7 +235,7 @@ class SharedStudy:
         sampler = self.study.sampler
         if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(self.study):
             return True
-        return bool(self._study_attrs().get("sampler_exhausted"))
+        return StudyRecord(self._study_attrs()).sampler_exhausted
 
     # --- claim and heartbeat ----------------------------------------------------------------------
 
@@ -332,11 +344,11 @@ class SharedStudy:
         return reclaimed
 
     def _gone(self, trial: FrozenTrial) -> str | None:
-        owner = Owner.from_record(trial.user_attrs.get(OWNER))
+        owner = TrialRecord.of(trial).owner
         alive = owner.is_alive() if owner else None
         if alive is False:
             return f"its process ({owner.describe()}) is gone"  # type: ignore[union-attr]
-        silent = time.time() - _last_sign(trial)
+        silent = time.time() - last_sign(trial)
         if alive is None and silent > self.spec.stale_after:
             where = owner.describe() if owner else "its process"
             return f"no heartbeat from {where} for {silent:.0f} s (stale_after {self.spec.stale_after:g} s)"
@@ -345,7 +357,7 @@ class SharedStudy:
     def elsewhere(self) -> list[Elsewhere]:
         """The trials other processes are running."""
         return [
-            Elsewhere(t.number, _owner_text(t), time.time() - _last_sign(t))
+            Elsewhere(t.number, _owner_text(t), time.time() - last_sign(t))
             for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if t._trial_id not in self.mine
         ]
@@ -370,12 +382,13 @@ class SharedStudy:
         self._wrote()
         storage = self.study._storage
         try:
-            storage.set_trial_user_attr(trial._trial_id, "error", error)
+            storage.set_trial_user_attr(trial._trial_id, ERROR, error)
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
             return  # it finished meanwhile
         params = _fixed_params(trial)
-        retries = trial.user_attrs.get("retries", 0) + counts_as_retry
+        record = TrialRecord.of(trial)
+        retries = record.retries + counts_as_retry
         # a trial without values is queued again only where the study searches nothing: elsewhere it
         # ended before it had them, and a retry would draw others and resume in its folder
         if not requeue or (not params and self.spec.signature.get("space")):
@@ -383,9 +396,9 @@ class SharedStudy:
         if retries > self.spec.max_retries:
             log.warning("trial %d: %s; not queued again (%d retries used)", trial.number, error, retries - 1)
             return
-        attrs = {"retry_of": trial.number, "retries": retries}
-        if trial.user_attrs.get("output_dir"):  # its retry carries on in the same folder
-            attrs["resume_dir"] = trial.user_attrs["output_dir"]
+        attrs = {RETRY_OF: trial.number, RETRIES: retries}
+        if record.output_dir:  # its retry carries on in the same folder
+            attrs[RESUME_DIR] = record.output_dir
         self.study.enqueue_trial(params, user_attrs=attrs)
         log.warning("trial %d: %s; marked FAIL and queued again", trial.number, error)
 
@@ -404,7 +417,7 @@ class SharedStudy:
             # raises outside `optimize` (the result is stored before that): remember the study is done.
             if "Study.stop" not in str(err):
                 raise
-            self.study.set_user_attr("sampler_exhausted", True)
+            self.study.set_user_attr(SAMPLER_EXHAUSTED, True)
 
 
 def draw_seed(seed: int, trials: Sequence[FrozenTrial]) -> int:
@@ -429,14 +442,6 @@ def _fixed_params(trial: FrozenTrial) -> dict[str, Any]:
     return dict(trial.system_attrs.get("fixed_params") or trial.params)
 
 
-def _last_sign(trial: FrozenTrial) -> float:
-    beat = trial.user_attrs.get(HEARTBEAT)
-    if isinstance(beat, int | float):
-        return float(beat)
-    start = trial.datetime_start
-    return start.timestamp() if start else time.time()
-
-
 def _owner_text(trial: FrozenTrial) -> str:
-    owner = Owner.from_record(trial.user_attrs.get(OWNER))
+    owner = TrialRecord.of(trial).owner
     return owner.describe() if owner else "an unknown process"

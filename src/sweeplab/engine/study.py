@@ -7,6 +7,7 @@ from typing import Any
 import optuna
 
 from sweeplab.config import ConfigError, SweeplabError
+from sweeplab.engine.records import REPLICATES, SIGNATURE, Replicates, StudyRecord, describe_replicates
 from sweeplab.registry import Registry
 
 SAMPLERS: Registry = Registry("sampler", base=optuna.samplers.BaseSampler)
@@ -72,10 +73,11 @@ def check_same_study(
     """A resumed study must have the search space, objectives and fixed values it was created with.
     Changed fixed values are accepted with `accept_changes` (and stored): returns what changed."""
     name = study.study_name
-    stored = study.user_attrs.get("sweeplab")
-    if stored is None:
-        study.set_user_attr("sweeplab", dict(signature))
+    record = StudyRecord.of(study)
+    if not record.made_by_sweeplab:
+        study.set_user_attr(SIGNATURE, dict(signature))
         return ""
+    stored = record.signature
     for part in ("objectives", "space"):
         if stored[part] != signature[part]:
             raise SweeplabError(
@@ -84,9 +86,9 @@ def check_same_study(
                 "with, or start a new study with hydra.sweeper.study_name=NEW_NAME "
                 "(nothing stored was changed)."
             )
-    replicates = stored.get("replicates"), signature.get("replicates")  # absent: one run per trial
+    replicates = record.replicates, Replicates.read(signature.get(REPLICATES))  # None: one run a trial
     if replicates[0] != replicates[1]:
-        was, asked = (_replicates_text(r) for r in replicates)
+        was, asked = (describe_replicates(r) for r in replicates)
         raise SweeplabError(
             f"study {name!r} in {where} was run with {was}, not {asked}: its trials would not be "
             "comparable. Resume it with the replicates it was run with (hydra.sweeper.replicates and "
@@ -104,15 +106,8 @@ def check_same_study(
             "hydra.sweeper.accept_changes=true (nothing stored was changed)."
         )
     if "fixed" not in stored or changed:
-        study.set_user_attr("sweeplab", {**stored, "fixed": signature["fixed"]})
+        study.set_user_attr(SIGNATURE, {**stored, "fixed": signature["fixed"]})
     return changed
-
-
-def _replicates_text(replicates: Mapping[str, Any] | None) -> str:
-    if not replicates:
-        return "one run per trial (replicates 1)"
-    seeds = f", seeds {replicates['seeds']}" if replicates["seeds"] else ""
-    return f"replicates {replicates['n']} of {replicates['key']}{seeds}, aggregate {replicates['aggregate']}"
 
 
 def _differences(stored: Mapping[str, Any], asked: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from sweeplab.config import SweeplabError
+from sweeplab.engine.records import StudyRecord, TrialRecord
 from sweeplab.engine.storage import (
     StorageMissing,
     checked_study_name,
@@ -258,10 +259,10 @@ def _summary(study: optuna.Study) -> list[str]:
         f"- trials: {len(trials)} ({', '.join(f'{n} {k}' for k, n in sorted(states.items()))})",
         f"- compute: {seconds / 60:.1f} min of trial time",
     ]
-    lines += [f"- made with: `{command}`" for command in study.user_attrs.get("commands", [])]
+    lines += [f"- made with: `{command}`" for command in StudyRecord.of(study).commands]
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     if complete:
-        config = complete[0].user_attrs.get("config", {})
+        config = TrialRecord.of(complete[0]).config
         data, trainer = config.get("dataset", {}), config.get("trainer", {})
         if data and trainer:
             budget = (
@@ -277,9 +278,9 @@ def _summary(study: optuna.Study) -> list[str]:
             )
     if complete and len(study.directions) == 1:
         best = ranked(study)[0]
-        objectives = study.user_attrs.get("sweeplab", {}).get("objectives") or {}
+        objectives = StudyRecord.of(study).objectives
         wanted = (*objectives, "val_acc", "test_acc", "test_acc_last", "params", "train_seconds")
-        shown = {k: v for k, v in best.user_attrs.get("metrics", {}).items() if k in wanted}
+        shown = {k: v for k, v in TrialRecord.of(best).metrics.items() if k in wanted}
         lines += [
             f"- best: trial {best.number}, "
             + ", ".join(f"{k} {render.format_value(v)}" for k, v in shown.items()),
@@ -316,8 +317,8 @@ def damaged_records(frame) -> list[str]:
 def _config_folder(trial: optuna.trial.FrozenTrial) -> tuple[str | None, str]:
     """The run folder whose `.hydra/config.yaml` reruns `trial`, and which run it is: the trial's own
     folder (a single or packed trial), else its first replicate's (`seed_K/`, each member's config)."""
-    runs = [trial.user_attrs.get("output_dir")]
-    members = trial.user_attrs.get("replicates") or []
+    record = TrialRecord.of(trial)
+    runs, members = [record.output_dir], record.replicates
     runs += [m.get("output_dir") for m in members if isinstance(m, dict)]
     for i, run in enumerate(runs):
         if run and (Path(run) / ".hydra" / "config.yaml").is_file():
@@ -331,7 +332,7 @@ REPRODUCE_RUN_DIR = "'hydra.run.dir=outputs/runs/${now:%Y-%m-%d}/${now:%H-%M-%S}
 
 def _default_metrics(study: optuna.Study, frame) -> dict[str, str]:
     """The study's objectives, then the test accuracy when the runs recorded it."""
-    stored = study.user_attrs.get("sweeplab", {}).get("objectives") or {"val_acc": "maximize"}
+    stored = StudyRecord.of(study).objectives or {"val_acc": "maximize"}
     metrics = {m: d for m, d in stored.items() if m in frame.columns}
     if "test_acc" in frame.columns:
         metrics.setdefault("test_acc", "maximize")
@@ -356,7 +357,7 @@ def _distinct(studies: list[optuna.Study]) -> list[optuna.Study]:
     its trials would be counted twice in every table, with intervals narrower than the data allow."""
     kept: dict[object, optuna.Study] = {}
     for study in studies:
-        key = study.user_attrs.get("sweeplab_id") or study.study_name
+        key = StudyRecord.of(study).study_id or study.study_name
         if key in kept:
             first = kept[key].study_name
             same = "is named twice" if first == study.study_name else f"is the same study as {first!r}"

@@ -9,6 +9,7 @@ import optuna
 import pandas as pd
 
 from sweeplab.config import MACHINE_KEYS
+from sweeplab.engine.records import OUTPUT_DIR, StudyRecord, TrialRecord
 
 META = [
     "study",
@@ -28,27 +29,28 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """The frame of one study. `frame.attrs` names its hyperparameter and metric columns, and the keys
     its replicates set (`replicate_keys`)."""
     rows, hyperparameters, metrics = [], {}, {}
-    replicate_key = (study.user_attrs.get("sweeplab", {}).get("replicates") or {}).get("key")
+    replicates = StudyRecord.of(study).replicates
+    replicate_key = replicates.key if replicates else None
     for trial in study.get_trials(deepcopy=False):
-        config = flatten(trial.user_attrs.get("config", {}))
+        record = TrialRecord.of(trial)
+        config = flatten(record.config)
         duration = trial.duration.total_seconds() if trial.duration else None
-        setup = trial.user_attrs.get("setup") or {}
+        setup = record.setup
         common = {
             "study": study.study_name,
             "trial": trial.number,
             "state": trial.state.name,
             "duration_s": duration,
-            "error": trial.user_attrs.get("error"),
+            "error": record.error,
             "setup": setup.get("name"),
             "setup_position": setup.get("position"),
             "setup_changed": tuple(setup.get("changed", ())),
             "setup_keep": setup.get("keep"),
         }
-        members = trial.user_attrs.get("replicates") or [{}]
-        for member in members:  # a trial with replicates: a row per member, its seed in the config
-            recorded = dict(member or trial.user_attrs.get("metrics", {}))
+        for member in record.replicates or [{}]:  # with replicates: a row per member, its seed in the config
+            recorded = dict(member or record.metrics)
             seed = {replicate_key: recorded.pop(replicate_key)} if replicate_key in recorded else {}
-            run_dir = recorded.pop("output_dir", None) or trial.user_attrs.get("output_dir")
+            run_dir = recorded.pop(OUTPUT_DIR, None) or record.output_dir
             values = _numbers(recorded)
             hyperparameters.update(dict.fromkeys(k for k in config if not _of_the_machine(k)))
             metrics.update(dict.fromkeys(values))

@@ -13,6 +13,7 @@ from optuna.trial import Trial
 
 from sweeplab.config import SweeplabError
 from sweeplab.engine.attrs import set_user_attrs
+from sweeplab.engine.records import CONFIG, OUTPUT_DIR, OVERRIDES, SETUP, TrialRecord
 from sweeplab.sweeper.job import TrialJob
 from sweeplab.sweeper.setups import Setup
 from sweeplab.sweeper.space import Param
@@ -67,7 +68,7 @@ class TrialComposer:
                 self.extend(config, trial)
                 more = [f"{k}={v}" for k, v in trial.params.items() if k not in suggested]
                 config, values = with_values(config, more), [*values, *more]
-            resume_dir = trial.user_attrs.get("resume_dir")
+            resume_dir = TrialRecord.of(trial).resume_dir
             with open_dict(config):
                 config.hydra.job.id = f"{study_name}_{trial.number}"
                 config.hydra.job.num = trial.number
@@ -95,17 +96,16 @@ class TrialComposer:
         except Exception as err:
             raise SweeplabError(f"trial {trial.number}: the config does not resolve: {err}") from err
         records = {
-            "overrides": list(config.hydra.overrides.task),
-            "config": task_config,
-            "output_dir": str(output_dir),
+            OVERRIDES: list(config.hydra.overrides.task),
+            CONFIG: task_config,
+            OUTPUT_DIR: str(output_dir),
         }
         setup = self._setup(trial)
         if setup is not None:
-            records["setup"] = setup.record()
+            records[SETUP] = setup.record()
         set_user_attrs(trial, records)
-        resumed = (
-            f" (retry of trial {trial.user_attrs['retry_of']})" if "retry_of" in trial.user_attrs else ""
-        )
+        retry_of = TrialRecord.of(trial).retry_of
+        resumed = f" (retry of trial {retry_of})" if retry_of is not None else ""
         log.info("trial %d%s: %s", trial.number, resumed, shown)
         return TrialJob(config=config, trial_id=trial._trial_id, **job), output_dir
 

@@ -27,6 +27,7 @@ from sweeplab.engine.attrs import set_user_attrs
 from sweeplab.engine.folders import FolderTaken, TrialFolders
 from sweeplab.engine.lifecycle import DONE, SharedStudy
 from sweeplab.engine.progress import Progress
+from sweeplab.engine.records import ERROR, METRICS, PACKED_WITH, REPLICATES, SLURM_JOB, TrialRecord
 from sweeplab.engine.storage import masked, open_storage, study_in_use
 from sweeplab.engine.study import ranked
 from sweeplab.engine.workers import InlineRunner, WorkerDied, WorkerPool, runner_for
@@ -91,7 +92,7 @@ class SweepController:
 
         def check_folders(study_id: str, trials: list) -> None:  # before a new study is kept
             self.folders = TrialFolders(s.study_name, study_id, masked(plan.spec.storage_url))
-            self.folders.check(self.sweep_dir, [t.user_attrs.get("output_dir", "") for t in trials])
+            self.folders.check(self.sweep_dir, [TrialRecord.of(t).output_dir or "" for t in trials])
 
         self.shared = SharedStudy(plan.spec, check=check_folders)
         study = self.shared.study
@@ -218,7 +219,7 @@ class SweepController:
             jobs[trial.number] = self._job_for(trial)
         if len(jobs) > 1:
             for trial in [first, *more]:
-                trial.set_user_attr("packed_with", [n for n in jobs if n != trial.number])
+                trial.set_user_attr(PACKED_WITH, [n for n in jobs if n != trial.number])
         return jobs
 
     def _job_for(self, trial: Trial) -> TrialJob:
@@ -234,10 +235,10 @@ class SweepController:
                 in_worker=self.s.n_jobs > 1,
                 replication=self.replication,
             )
-            resuming = "resume_dir" in trial.user_attrs
+            resuming = TrialRecord.of(trial).resume_dir is not None
             self.folders.take(folder, trial.number, resuming=resuming, job=self.slurm_job)
             if self.slurm_job:
-                trial.set_user_attr("slurm_job", self.slurm_job)
+                trial.set_user_attr(SLURM_JOB, self.slurm_job)
         except SweeplabError as err:
             self.running.pop(trial.number)
             # a trial is not at fault for a folder in its way or a full disk: it runs once that is fixed
@@ -259,14 +260,14 @@ class SweepController:
             return self._failed(trial, outcome.error, outcome.traceback)
         metrics = _as_metrics(outcome.value, list(self.objectives))
         records = {}
-        if "replicates" in metrics:  # each member's seed and metrics (sweeplab.sweeper.replicates)
-            records["replicates"] = [_json_safe(m) for m in metrics.pop("replicates")]
-        records["metrics"] = _json_safe(metrics)
+        if REPLICATES in metrics:  # each member's seed and metrics (sweeplab.sweeper.replicates)
+            records[REPLICATES] = [_json_safe(m) for m in metrics.pop(REPLICATES)]
+        records[METRICS] = _json_safe(metrics)
         status = metrics.get("status", "completed")
         if status == "diverged":
             member = metrics.get("replicate")
             whose = f"the loss of replicate {member}" if member else "the loss"
-            records["error"] = f"diverged: {whose} became NaN or infinite by step {metrics.get('steps')}"
+            records[ERROR] = f"diverged: {whose} became NaN or infinite by step {metrics.get('steps')}"
         set_user_attrs(trial, records)
         if status in ("pruned", "diverged"):  # both stopped early: finished, not failed
             self.ran["PRUNED"] += 1
@@ -329,7 +330,7 @@ class SweepController:
                 values = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, t.values, strict=True))
                 searched = " ".join(f"{k}={v}" for k, v in t.params.items()) or "(no searched values)"
                 log.info(
-                    "best: trial %d, %s, %s -> %s", t.number, values, searched, t.user_attrs.get("output_dir")
+                    "best: trial %d, %s, %s -> %s", t.number, values, searched, TrialRecord.of(t).output_dir
                 )
         rate = self.ran["FAIL"] / ran if ran else 0.0
         if self.stop is None and rate > self.s.max_failure_rate:

@@ -25,7 +25,7 @@ def preview(plan: SweepPlan, n_jobs: int, pack: int = 1, slurm: SlurmSettings | 
         f"budget: {spec.n_trials} finished trials (COMPLETE + PRUNED), {n_jobs} at a time"
         + (f", each up to {pack} trials packed as one" if pack > 1 else "")
         + "; a rerun of a stored study runs only what it lacks",
-        *([f"replicates: {plan.replication.describe()}"] if plan.replication else []),
+        *([plan.replication.stored().describe()] if plan.replication else []),
         "objectives: " + ", ".join(f"{m} ({d})" for m, d in plan.objectives.items()),
         f"sampler: {spec.sampler['name']} {options(spec.sampler)}".rstrip(),
         f"pruner: {spec.pruner['name']} {options(spec.pruner)}".rstrip()

@@ -21,6 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
+from sweeplab.engine.records import Replicates
 from sweeplab.files import write_atomic
 
 
@@ -59,12 +60,9 @@ class Replication:
     def of(self, values: Sequence[float]) -> float:
         return float(AGGREGATES[self.aggregate](values))
 
-    def describe(self) -> str:
-        seeds = ", ".join(map(str, self.seeds)) if self.seeds else f"the config's value + 0..{self.n - 1}"
-        return f"{self.n} members per trial ({self.key}: {seeds}); the trial's value: their {self.aggregate}"
-
-    def signature(self) -> dict[str, Any]:
-        return {"n": self.n, "key": self.key, "seeds": list(self.seeds or ()), "aggregate": self.aggregate}
+    def stored(self) -> Replicates:
+        """As the study stores it (its signature's `replicates`), and says it."""
+        return Replicates(self.n, self.key, tuple(self.seeds or ()), self.aggregate)
 
 
 def member_configs(config: DictConfig, replication: Replication) -> list[tuple[int, DictConfig]]:

@@ -17,6 +17,7 @@ from optuna.distributions import CategoricalDistribution
 
 from sweeplab.config import ConfigError
 from sweeplab.engine.lifecycle import StudySpec
+from sweeplab.engine.records import REPLICATES
 from sweeplab.engine.storage import absolute, default_storage, study_name_problem
 from sweeplab.engine.study import PRUNERS, SAMPLERS, build_from
 from sweeplab.registry import locate
@@ -139,7 +140,7 @@ def plan_sweep(
     problems.raise_if_any()
     spec = _spec(s, config, composer, objectives, params, setups, set_keys, fixed, grid)
     if replication is not None:  # a resumed study with other replicates is refused, like other changes
-        spec.signature["replicates"] = replication.signature()
+        spec.signature[REPLICATES] = replication.stored().to_attr()
     return SweepPlan(spec, composer, objectives, monitor, replication)
 
 

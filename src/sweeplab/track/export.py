@@ -13,6 +13,7 @@ import optuna
 from omegaconf import OmegaConf
 
 from sweeplab.config import SweeplabError
+from sweeplab.engine.records import TrialRecord
 from sweeplab.engine.storage import (
     absolute,
     checked_study_name,
@@ -52,7 +53,7 @@ def main(argv: Sequence[str]) -> None:
     if args.name not in optuna.get_all_study_names(backend):
         raise SweeplabError(f"no study {args.name!r} in {masked(url)}")
     study = optuna.load_study(study_name=args.name, storage=backend)
-    runs = run_folders(t.user_attrs.get("output_dir") for t in study.get_trials(deepcopy=False))
+    runs = run_folders(TrialRecord.of(t).output_dir for t in study.get_trials(deepcopy=False))
     if not runs:
         raise SweeplabError(f"study {args.name!r} has no trial folder with records to export")
     from sweeplab.track.mlflow import check_tracking_uri

@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeplab.config import SweeplabError
 from sweeplab.engine.lifecycle import DONE, SharedStudy
 from sweeplab.engine.progress import Progress
+from sweeplab.engine.records import SLURM_JOBS, StudyRecord, TrialRecord
 from sweeplab.engine.storage import masked
 from sweeplab.files import EnvironmentFault
 from sweeplab.sweeper.settings import SweeperSettings
@@ -46,7 +47,7 @@ def submit_study(shared: SharedStudy, s: SweeperSettings, sweep_dir: Path, task:
     jobs = _submit_array(_executor(s, folder), spec, count)
     ids = [job.job_id for job in jobs]
     array = ids[0].split("_")[0]  # one job is submitted alone, several as an array
-    shared.study.set_user_attr("slurm_jobs", [*shared.study.user_attrs.get("slurm_jobs", []), *ids])
+    shared.study.set_user_attr(SLURM_JOBS, [*StudyRecord.of(shared.study).slurm_jobs, *ids])
     url = masked(shared.url)
     log.info(
         "submitted %d worker job(s) for the %d trial(s) left: SLURM job%s %s (partition %s, %d min each); "
@@ -173,7 +174,7 @@ def _detail(trial: FrozenTrial, spec) -> str:
     if trial.state == TrialState.COMPLETE:
         names = list(spec.signature.get("objectives") or {})
         return ", ".join(f"{m}={v:.4g}" for m, v in zip(names, trial.values, strict=False))
-    return str(trial.user_attrs.get("error", "")).splitlines()[0] if trial.user_attrs.get("error") else ""
+    return TrialRecord.of(trial).error_line
 
 
 def _queued(ids: list[str]) -> bool | None:
