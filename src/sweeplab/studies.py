@@ -17,11 +17,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.config import SweeplabError
 from sweeplab.engine.records import StudyRecord, TrialRecord
+from sweeplab.engine.reference import StudyRef
 from sweeplab.engine.storage import (
     StudyLockBusy,
     absolute,
-    checked_study_name,
-    default_storage,
     masked,
     open_storage,
     open_storage_readonly,
@@ -52,11 +51,10 @@ def main(argv: Sequence[str]) -> None:
         return list_studies(args.storage)
     if not args.name:
         raise SweeplabError(f"`studies {args.action}` needs the study's name")
-    checked_study_name(args.name, "study")
-    url = absolute(args.storage or default_storage(args.name))
+    study = StudyRef.of(args.name, args.storage, "study")
     if args.action == "show":
-        return show_study(args.name, url)
-    return delete_study(args.name, url, args.yes)
+        return show_study(study.name, study.url)
+    return delete_study(study.name, study.url, args.yes)
 
 
 def _storages(storage: str | None) -> list[str]:

@@ -295,7 +295,7 @@ def test_two_commands_on_one_storage_stop_together_at_n_trials(tmp_path, sweepla
     assert sweeplab(*args, "hydra.sweeper.n_trials=1").returncode == 0  # create the study first
     workers = [sweeplab(*args, background=True) for _ in range(2)]
     outputs = [w.communicate(timeout=300)[0] for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], outputs
+    assert [w.returncode for w in workers] == [0, 0], "\n\n".join(outputs)  # whole, to see why
     assert states(load(tmp_path, "shared")) == {"COMPLETE": 6}  # claims are exclusive: no surplus trial
     ran = [
         int(next(line for line in out.splitlines() if "this run:" in line).split("this run: ")[1].split()[0])

@@ -41,7 +41,8 @@ class SweeplabSweeper(Sweeper):
         from sqlalchemy.exc import SQLAlchemyError
 
         from sweeplab.config import SweeplabError
-        from sweeplab.engine.storage import default_storage, storage_failure, study_gone
+        from sweeplab.engine.reference import StudyRef
+        from sweeplab.engine.storage import storage_failure, study_gone
         from sweeplab.files import EnvironmentFault
         from sweeplab.sweeper.controller import SweepController
 
@@ -53,7 +54,7 @@ class SweeplabSweeper(Sweeper):
             raise SystemExit(1 if isinstance(err, EnvironmentFault) else 2) from None
         except (SQLAlchemyError, StorageInternalError) as err:
             log.error(
-                "%s", storage_failure(err, self.settings.storage or default_storage(self.settings.study_name))
+                "%s", storage_failure(err, StudyRef.of(self.settings.study_name, self.settings.storage).url)
             )
             raise SystemExit(1) from None
         except KeyError as err:

@@ -93,7 +93,8 @@ def masked(url: str) -> str:
         return url
 
 
-def _kind(url: str) -> str:
+def storage_kind(url: str) -> str:
+    """sqlite, postgresql or journal; any other URL is refused, naming what is supported."""
     for kind in ("sqlite", "postgresql", "journal"):
         if url.startswith(kind + ":") or url.startswith(kind + "+"):
             return kind
@@ -112,7 +113,7 @@ def _file_of(url: str) -> Path:
 
 def storage_file(url: str) -> Path | None:
     """The file of a SQLite or journal storage (None for a server)."""
-    return None if _kind(url) == "postgresql" else _file_of(url)
+    return None if storage_kind(url) == "postgresql" else _file_of(url)
 
 
 @functools.cache
@@ -120,7 +121,7 @@ def open_storage(url: str) -> BaseStorage:
     """The storage at `url`, creating its file or tables when they do not exist yet, under the
     storage's lock, so that several processes starting together do not race to create them. One per
     URL and process: the controller, its jobs and its heartbeat share one connection pool."""
-    kind = _kind(url)
+    kind = storage_kind(url)
     if kind != "postgresql":
         try:
             _file_of(url).parent.mkdir(parents=True, exist_ok=True)
@@ -243,7 +244,7 @@ def _say_when_it_waits(engine: sqlalchemy.Engine, path: Path, after: float = 2.0
 def open_storage_readonly(url: str) -> BaseStorage:
     """The storage at `url` for reading: no file, table or journal mode is ever created or changed.
     Raises SweeplabError when there is nothing there."""
-    kind, shown = _kind(url), masked(url)
+    kind, shown = storage_kind(url), masked(url)
     if kind != "postgresql" and not _file_of(url).is_file():
         raise StorageMissing(f"{shown} does not exist")
     if kind == "journal":
@@ -326,7 +327,7 @@ def _disk_full(err: BaseException, url: str | None) -> bool:
     on a full disk as a plain 'disk I/O error') the disk of its file has no room left."""
     if any(_FULL.search(str(e)) or getattr(e, "errno", None) in FULL_ERRNOS for e in _causes(err)):
         return True
-    if url is None or _kind(url) == "postgresql":
+    if url is None or storage_kind(url) == "postgresql":
         return False
     try:
         return shutil.disk_usage(_file_of(url).parent).free < 64 * 1024
@@ -342,7 +343,7 @@ def study_gone(err: BaseException) -> bool:
 def storage_failure(err: BaseException, url: str | None = None) -> str:
     """One line for a storage that failed under a command, its password masked."""
     if _disk_full(err, url):
-        on_file = url is not None and _kind(url) != "postgresql"
+        on_file = url is not None and storage_kind(url) != "postgresql"
         where = f"the study's storage {_file_of(url).absolute() if on_file else masked(url or '')}"  # type: ignore[arg-type]
         return (
             f"no space left on device writing {where}: free space there, then rerun the same command to "
@@ -358,7 +359,7 @@ def study_lock(url: str, name: str, timeout: float = LOCK_TIMEOUT, shared: bool 
     an advisory lock in PostgreSQL). Processes that die release it; a holder that outlives `timeout`
     makes the waiter give up with a message instead of waiting forever (StudyLockBusy). `shared`: many
     holders at once, none while an exclusive holder has it."""
-    if _kind(url) == "postgresql":
+    if storage_kind(url) == "postgresql":
         with _advisory_lock(url, name, timeout, shared):
             yield
         return

@@ -18,13 +18,12 @@ from omegaconf import OmegaConf
 
 from sweeplab.config import SweeplabError
 from sweeplab.engine.records import StudyRecord, TrialRecord
+from sweeplab.engine.reference import StudyRef
 from sweeplab.engine.storage import (
     StorageMissing,
     checked_study_name,
-    default_storage,
     masked,
     open_storage_readonly,
-    storage_file,
     studies_folder,
 )
 from sweeplab.engine.study import ranked
@@ -75,7 +74,7 @@ def main(argv: Sequence[str]) -> None:
         except OSError as err:
             raise SweeplabError(f"--notes: cannot read {args.notes}: {err.strerror}") from None
     spec_out = spec.pop("out", None)
-    protected = [studies_folder(), *(storage_file(storage or default_storage(name)) for name in names)]
+    protected = [studies_folder(), *(StudyRef.of(name, storage, "study").file for name in names)]
     out = check_out(
         args.out or Path(spec_out or Path("outputs", "reports", "_vs_".join(names))),
         [p for p in protected if p is not None],
@@ -341,7 +340,7 @@ def _default_metrics(study: optuna.Study, frame) -> dict[str, str]:
 
 def _load(name: str, storage: str | None) -> optuna.Study:
     """The study, read-only: a report never creates or changes a file, a table or a journal mode."""
-    url = storage or default_storage(name)
+    url = StudyRef.of(name, storage, "study").url
     try:
         return optuna.load_study(study_name=name, storage=open_storage_readonly(url))
     except StorageMissing as err:

@@ -18,7 +18,8 @@ from optuna.distributions import CategoricalDistribution
 from sweeplab.config import ConfigError
 from sweeplab.engine.lifecycle import StudySpec
 from sweeplab.engine.records import REPLICATES
-from sweeplab.engine.storage import absolute, default_storage, study_name_problem
+from sweeplab.engine.reference import StudyRef
+from sweeplab.engine.storage import study_name_problem
 from sweeplab.engine.study import PRUNERS, SAMPLERS, build_from
 from sweeplab.registry import locate
 from sweeplab.sweeper.composer import TrialComposer
@@ -224,7 +225,7 @@ def _spec(
     overrides = [*config.hydra.overrides.hydra, *config.hydra.overrides.task]
     return StudySpec(
         name=s.study_name,
-        storage_url=absolute(s.storage or default_storage(s.study_name)),
+        storage_url=StudyRef.of(s.study_name, s.storage).url,
         directions=list(objectives.values()),
         signature={
             "space": space,

@@ -14,10 +14,8 @@ from omegaconf import OmegaConf
 
 from sweeplab.config import SweeplabError
 from sweeplab.engine.records import TrialRecord
+from sweeplab.engine.reference import StudyRef
 from sweeplab.engine.storage import (
-    absolute,
-    checked_study_name,
-    default_storage,
     masked,
     open_storage_readonly,
 )
@@ -42,8 +40,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> None:
     args = parser().parse_args(argv)
     require_package("mlflow", "mlflow", "sweeplab export mlflow")
-    checked_study_name(args.name, "study")
-    url = absolute(args.storage or default_storage(args.name))
+    url = StudyRef.of(args.name, args.storage, "study").url
     uri = (
         args.tracking_uri
         or os.environ.get("MLFLOW_TRACKING_URI")

@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy
 
 from sweeplab.config import SweeplabError
-from sweeplab.engine.storage import masked
+from sweeplab.engine.storage import masked, storage_kind
 from sweeplab.sweeper.settings import SlurmSettings
 from sweeplab.sweeper.validate import closest
 
@@ -76,7 +76,7 @@ def check_settings(slurm: SlurmSettings, storage_url: str) -> list[str]:
             f"hydra.sweeper.slurm.signal_delay_s: {slurm.signal_delay_s} s must be within the time limit "
             f"(timeout_min {slurm.timeout_min})"
         )
-    if _kind(storage_url) == "sqlite":
+    if storage_kind(storage_url) == "sqlite":
         problems.append(
             f"hydra.sweeper.storage: {masked(storage_url)} is SQLite, which cannot hold a study that jobs on "
             "several machines share (its file locks do not hold over a network filesystem, so trials would "
@@ -106,14 +106,14 @@ def check_submission(
     nodes = {node.split(".")[0] for node in cluster.partitions.get(partition or "", set())}
     here = (here or socket.gethostname()).split(".")[0]  # SLURM names nodes by their short names
     if nodes and nodes != {here}:  # the jobs run on other machines than this one
-        if _kind(storage_url) == "postgresql" and _loopback(storage_url):
+        if storage_kind(storage_url) == "postgresql" and _loopback(storage_url):
             problems.append(
                 f"hydra.sweeper.storage: {masked(storage_url)} names this machine by a local address; the "
                 f"compute nodes ({', '.join(sorted(nodes)[:3])}...) cannot reach it there: give the server's "
                 "network name"
             )
         shared = [("the storage's journal file", Path(storage_url.removeprefix("journal://")))]
-        shared = shared if _kind(storage_url) == "journal" else []
+        shared = shared if storage_kind(storage_url) == "journal" else []
         for what, path in [*shared, *((f"the output folder {p}", p) for p in folders)]:
             if _node_local(path):
                 problems.append(
@@ -138,11 +138,6 @@ def _counts(slurm: SlurmSettings) -> list[tuple[str, float | None, int]]:
         ("gpus_per_node", slurm.gpus_per_node, 0),
         ("array_parallelism", slurm.array_parallelism, 1),
     ]
-
-
-def _kind(storage_url: str) -> str:
-    """sqlite, postgresql, journal...: the URL's scheme without its driver."""
-    return storage_url.split(":", 1)[0].split("+", 1)[0]
 
 
 def _loopback(url: str) -> bool:
