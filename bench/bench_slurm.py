@@ -1,6 +1,6 @@
-"""Wall time of the 6-trial SLURM test study (tests/sweeper/test_slurm.py) run as 1 and as 2 array jobs, from the
-submitting command's start to its end (it follows the study until done), on the cluster that `sinfo`
-answers for (`.ci/slurm start DIR` starts a one-node one here; `source DIR/env`).
+"""Wall time of the 6-trial SLURM test study (tests/sweeper/test_slurm.py) run as 1 and as 2 array jobs,
+from the submitting command's start to its end (it follows the study until done), on the cluster that
+`sinfo` answers for (`.ci/slurm start DIR` starts a one-node one here; `source DIR/env`).
 
     python bench/bench_slurm.py [--storage URL] [--repeat 3] [--steps 1000]
 
