@@ -24,7 +24,8 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from tqdm import tqdm
 
 from sweeplab.config import SweeplabError
-from sweeplab.files import EnvironmentFault, environment_fault
+from sweeplab.faults import expected_fault
+from sweeplab.files import environment_fault
 from sweeplab.paths import config_dir, register_resolvers
 from sweeplab.stopping import Interrupted
 from sweeplab.sweeper.task import Packing, current_reporter, sweep_task
@@ -99,9 +100,10 @@ def train_app(cfg: DictConfig) -> dict:
     except SweeplabError as err:
         if multirun:
             raise  # the sweeper records the trial as FAIL with this message and goes on
-        log.error("%s", err)  # to the console, without a traceback
+        code, message = expected_fault(err)  # type: ignore[misc]  (a SweeplabError always is one)
+        log.error("%s", message)  # to the console, without a traceback
         _remove_refused(output_dir)
-        raise SystemExit(1 if isinstance(err, EnvironmentFault) else 2) from None
+        raise SystemExit(code) from None
     tqdm.write(  # above a sweep's progress bar on a terminal, not over it
         f"{result.status}: val_acc={result.metrics['val_acc']:.4f} test_acc={result.metrics['test_acc']:.4f} "
         f"params={result.metrics['params']:,} {result.metrics['train_seconds']:.1f}s -> {output_dir}"
@@ -211,10 +213,6 @@ def _expected_faults(run: Callable[[], None]) -> tuple[int, str]:
         )
     except Interrupted as err:  # SIGTERM where a command raises it (the report), after its clean-up
         return 128 + err.signum, err.describe()
-    except EnvironmentFault as err:
-        return 1, str(err)
-    except SweeplabError as err:
-        return 2, str(err)
     except (HydraException, OmegaConfBaseException) as err:  # a bad override or config: Hydra says which
         cause = err.__cause__
         unknown = _unknown_key(err) or _unquoted_non_ascii(err)
@@ -224,32 +222,19 @@ def _expected_faults(run: Callable[[], None]) -> tuple[int, str]:
             f"\n{cause}" if isinstance(cause, OmegaConfBaseException) and str(cause) not in str(err) else ""
         )
         return 2, f"{err}{extra}"
-    except _storage_errors() as err:
-        from sweeplab.engine.storage import storage_failure
-
-        return 1, storage_failure(err)
     except yaml.YAMLError as err:  # a config or sweep file the user wrote
         return 2, _yaml_problem(err)
-    except KeyError as err:
-        from sweeplab.engine.storage import study_gone
-
-        if not study_gone(err):
-            raise
-        return 1, "the study was deleted from its storage while this command ran; nothing more was stored"
     except OSError as err:
         fault = environment_fault(err, err.filename)
         if fault is None and not isinstance(err, FileNotFoundError):
             raise
         return 1, str(fault) if fault else f"{err.strerror}: {err.filename}"
+    except Exception as err:  # what the plugin expects too (sweeplab.faults): the input, the storage
+        expected = expected_fault(err)
+        if expected is None:
+            raise
+        return expected
     return 0, ""
-
-
-def _storage_errors() -> tuple[type[BaseException], ...]:
-    """The storage's exception classes, from their modules if loaded (an `except` clause evaluates this
-    only when an exception is raised): a command that never loaded a storage cannot raise them, and
-    importing Optuna and SQLAlchemy for the clause cost a training run 0.3 s of start-up."""
-    names = [("sqlalchemy.exc", "SQLAlchemyError"), ("optuna.exceptions", "StorageInternalError")]
-    return tuple(getattr(sys.modules[m], name) for m, name in names if m in sys.modules)
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:

@@ -37,32 +37,24 @@ class SweeplabSweeper(Sweeper):
             self.settings.study_name = str(config.hydra.job.name)
 
     def sweep(self, arguments: list[str]) -> None:
-        from optuna.exceptions import StorageInternalError
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from sweeplab.config import SweeplabError
-        from sweeplab.engine.reference import StudyRef
-        from sweeplab.engine.storage import storage_failure, study_gone
-        from sweeplab.files import EnvironmentFault
+        from sweeplab.faults import expected_fault
         from sweeplab.sweeper.controller import SweepController
 
-        log = logging.getLogger("sweeplab.sweep")
         try:
             SweepController(self.settings, self.hydra_context, self.task_function, self.config).run(arguments)
-        except SweeplabError as err:  # the user's input or the machine's fault: its message, no traceback
-            log.error("%s", err)
-            raise SystemExit(1 if isinstance(err, EnvironmentFault) else 2) from None
-        except (SQLAlchemyError, StorageInternalError) as err:
-            log.error(
-                "%s", storage_failure(err, StudyRef.of(self.settings.study_name, self.settings.storage).url)
-            )
-            raise SystemExit(1) from None
-        except KeyError as err:
-            if not study_gone(err):
+        except Exception as err:  # the user's input or the machine's fault: its message, no traceback
+            expected = expected_fault(err, self._storage_url())
+            if expected is None:
                 raise
-            log.error(
-                "study %r was deleted from its storage while this command ran (`sweeplab studies delete`?); "
-                "nothing more was stored. Rerun the command to start it anew",
-                self.settings.study_name,
-            )
-            raise SystemExit(1) from None
+            logging.getLogger("sweeplab.sweep").error("%s", expected[1])
+            raise SystemExit(expected[0]) from None
+
+    def _storage_url(self) -> str | None:
+        """The study's storage, for a storage failure's message (None: the name was not one)."""
+        from sweeplab.config import SweeplabError
+        from sweeplab.engine.reference import StudyRef
+
+        try:
+            return StudyRef.of(self.settings.study_name, self.settings.storage).url
+        except SweeplabError:
+            return None
