@@ -78,9 +78,7 @@ def fusable(params: list[torch.Tensor]) -> bool | None:
     on CUDA it is torch's fastest path too. The packed update calls the same kernel for each member
     (sweeplab.packed.optim), so a packed member and its single run update alike. None: torch's default,
     where the kernel does not exist (another device, integer or complex parameters)."""
-    supported = all(
-        p.device.type in ("cpu", "cuda") and p.is_floating_point() and not p.is_complex() for p in params
-    )
+    supported = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     return True if supported and params else None
 
 

@@ -12,9 +12,7 @@ from sweeplab.engine.storage import (
     absolute,
     checked_study_name,
     default_storage,
-    masked,
     storage_file,
-    storage_kind,
 )
 
 
@@ -33,16 +31,6 @@ class StudyRef:
         return cls(checked, absolute(storage or default_storage(checked)))
 
     @property
-    def kind(self) -> str:
-        """sqlite, journal or postgresql."""
-        return storage_kind(self.url)
-
-    @property
     def file(self) -> Path | None:
         """The storage's file (None for a server)."""
         return storage_file(self.url)
-
-    @property
-    def shown(self) -> str:
-        """The URL as it may be printed: without its password."""
-        return masked(self.url)
