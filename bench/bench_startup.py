@@ -13,7 +13,7 @@ folder with MNIST-1D already cached, interleaved and repeated, medians shown:
 `git worktree` of an older commit), in the same run, so the two are measured side by side.
 
     python bench/bench_startup.py [--repeats 5] [--before /work/old/src]
-        [--classic-python /tmp/hos/bin/python]
+        [--classic-python /tmp/hos/bin/python] [--devices cpu,cuda]
 """
 
 import argparse
@@ -43,6 +43,10 @@ ONE_STEP_SWEEP = [
 ]
 
 
+def trials_name(n: int, device: str) -> str:
+    return f"{n} one-step trials" + (f", trainer.device={device}" if device else "")
+
+
 def timed(command: list[str], env: dict[str, str]) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -58,6 +62,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--before", help="another checkout's src folder, measured beside this one")
     parser.add_argument("--classic-python", help="python of the hydra-optuna-sweeper environment")
+    parser.add_argument("--devices", default="", help="e.g. cpu,cuda: the one-step trials on each device")
     args = parser.parse_args()
     data = os.environ.get("SWEEPLAB_DATA_DIR", str(Path("data").absolute()))
     env = dict(os.environ, SWEEPLAB_DATA_DIR=data, CLASSIC_OUT=tempfile.mkdtemp(prefix="classic_"))
@@ -75,10 +80,13 @@ def main() -> None:
         ],
         "sweeplab --help": [SWEEPLAB, "--help"],
         "sweeplab report --help": [SWEEPLAB, "report", "--help"],
-        "30 one-step trials": [SWEEPLAB, *ONE_STEP_SWEEP, "hydra.sweeper.n_trials=30"],
-        "60 one-step trials": [SWEEPLAB, *ONE_STEP_SWEEP, "hydra.sweeper.n_trials=60"],
         FLOOR: [sys.executable, "-c", OPTUNA_FLOOR],
     }
+    devices = args.devices.split(",") if args.devices else [""]  # "": the default device (auto)
+    for device in devices:
+        on = [f"trainer.device={device}"] if device else []
+        for n in (30, 60):
+            commands[trials_name(n, device)] = [SWEEPLAB, *ONE_STEP_SWEEP, *on, f"hydra.sweeper.n_trials={n}"]
     if args.classic_python:
         classic = [args.classic_python, str(Path(__file__).parent / "classic" / "classic_app.py"), "-m"]
         commands[CLASSIC] = [*classic, "steps=1", "hydra.sweeper.n_trials=30"]
@@ -102,11 +110,13 @@ def main() -> None:
             cells.append(f"{value:.2f}{ratio}")
         print(f"| {name} | " + " | ".join(cells) + " |")
     for code in codes:
-        thirty, sixty = median[("30 one-step trials", code)], median[("60 one-step trials", code)]
-        print(
-            f"{code}: {1000 * thirty / 30:.0f} ms a trial with start-up (30 trials); "
-            f"{1000 * (sixty - thirty) / 30:.0f} ms a trial more without it"
-        )
+        for device in devices:
+            thirty, sixty = median[(trials_name(30, device), code)], median[(trials_name(60, device), code)]
+            where = f" on {device}" if device else ""
+            print(
+                f"{code}{where}: {1000 * thirty / 30:.0f} ms a trial with start-up "
+                f"(30 trials); {1000 * (sixty - thirty) / 30:.0f} ms a trial more without it"
+            )
     for name in (FLOOR, CLASSIC):
         if name in commands:
             print(f"{name}: {1000 * median[(name, 'now')] / 30:.0f} ms a trial with start-up")

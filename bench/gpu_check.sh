@@ -4,8 +4,9 @@
 #   junit.xml        the default test suite on CUDA (pytest -n), every failure named
 #   step.txt         bench_step: sweeplab's step against a plain loop, on CUDA
 #   pack.txt         bench_pack: 16 MNIST-1D and 16 CIFAR-10 MLP trials, pack 16 against pack 1 (and 64)
-#   startup.txt      bench_startup: start-up against `import torch`, one-step trials
-#   summary.txt      the machine, each step's exit status and time
+#   startup.txt      bench_startup: start-up against `import torch`, one-step trials on CPU and on CUDA
+#   determinism.txt  bench_deterministic: trainer.deterministic on CUDA, the same numbers twice, its cost
+#   summary.txt      the machine (nvidia-smi), each step's exit status and time
 #
 # Here, first (no GPU needed):
 #   bash bench/gpu_check.sh prepare      # the wheels the device image lacks, into .whl/; the data into data/
@@ -46,22 +47,34 @@ step() {  # step NAME SECONDS COMMAND...: one step, bounded, its output to $out/
 }
 
 if [ "${DRY:-0}" = 1 ]; then  # this machine's environment, the CPU, tiny sizes
-  py=.venv/bin/python device=cpu steps=40 repeats=1 workers=0 suite=(tests/train/test_train.py tests/models/test_models.py)
+  py=.venv/bin/python device=cpu steps=40 repeats=1 workers=0 devices=cpu det_steps=4 nets="plain conv net"
+  suite=(tests/train/test_train.py tests/models/test_models.py)
 else
-  python3 -m venv --system-site-packages /tmp/gpu_venv
-  /tmp/gpu_venv/bin/pip install -q --no-index --no-deps .whl/*.whl
-  /tmp/gpu_venv/bin/pip install -q --no-index --no-deps --no-build-isolation -e .
-  py=/tmp/gpu_venv/bin/python device=cuda steps=1000 repeats=3 workers=12 suite=()
-  nvidia-smi >"$out/nvidia-smi.txt" 2>&1
+  # into the image's own python (its torch, a throw-away machine): `sweeplab` lands beside that python,
+  # where the benchmarks look for it
+  py=$(python3 -c 'import sys; print(sys.executable)')
+  "$py" -m pip install -q --no-index --no-deps .whl/*.whl >"$out/install.txt" 2>&1
+  say "install: exit $? ($py)"
+  # sweeplab itself as an editable install would put it, without building (hatchling's editable build
+  # needs packages the image lacks): src/ on the path, the console script beside the python
+  echo "$PWD/src" >"$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sweeplab-src.pth"
+  printf '#!%s\nimport sys\nfrom sweeplab.console import main\nsys.exit(main())\n' "$py" >"$(dirname "$py")/sweeplab"
+  chmod +x "$(dirname "$py")/sweeplab"
+  tail -n 20 "$out/install.txt"
+  device=cuda steps=1000 repeats=3 workers=12 devices=cpu,cuda det_steps=300 nets="plain conv net,course ConvNet"
+  suite=()
+  nvidia-smi >>"$out/summary.txt" 2>&1
 fi
 export SWEEPLAB_DATA_DIR=$PWD/data PYTHONUNBUFFERED=1
 say "gpu_check on $(hostname), $($py -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")')"
 
 xdist=()
 [ "$workers" -gt 0 ] && xdist=(-n "$workers")
-step suite 200 "$py" -m pytest -q -rf "${xdist[@]}" --junitxml="$out/junit.xml" "${suite[@]}"
-step step 60 "$py" bench/bench_step.py --device "$device" --steps "$steps" --repeats "$repeats"
-step pack 180 "$py" bench/bench_pack.py --packs-only --device "$device" --steps "$steps" \
+step suite 170 "$py" -m pytest -q -rf "${xdist[@]}" --junitxml="$out/junit.xml" "${suite[@]}"
+step step 50 "$py" bench/bench_step.py --device "$device" --steps "$steps" --repeats "$repeats"
+step pack 150 "$py" bench/bench_pack.py --packs-only --device "$device" --steps "$steps" \
   --cifar data/cifar10-jpeg.tar.gz --cifar-steps "$steps" --big $([ "$device" = cuda ] && echo 64 || echo 0)
-step startup 45 "$py" bench/bench_startup.py --repeats "$repeats"
+step startup 100 "$py" bench/bench_startup.py --repeats "$repeats" --devices "$devices"
+step determinism 70 "$py" bench/bench_deterministic.py --cifar data/cifar10-jpeg.tar.gz --steps "$det_steps" \
+  --device "$device" --nets "$nets"
 say "done"
