@@ -98,6 +98,7 @@ def main() -> None:
                 if code == "before" and name in references:
                     continue
                 times.setdefault((name, code), []).append(timed(command, code_env))
+                print(f"{name} [{code}]: {times[(name, code)][-1]:.2f} s", flush=True)  # kept if cut short
     median = {key: statistics.median(values) for key, values in times.items()}
     torch_import = median[("python -c 'import torch'", "now")]
     print(f"\nmedians of {args.repeats}, seconds\n\n| command | " + " | ".join(codes) + " |")
