@@ -215,6 +215,8 @@ def _expected_faults(run: Callable[[], None]) -> tuple[int, str]:
         return 128 + err.signum, err.describe()
     except (HydraException, OmegaConfBaseException) as err:  # a bad override or config: Hydra says which
         cause = err.__cause__
+        if isinstance(cause, SweeplabError):  # the sweeper's settings, refused as Hydra instantiated it
+            return expected_fault(cause) or (2, str(cause))
         unknown = _unknown_key(err) or _unquoted_non_ascii(err)
         if unknown:
             return 2, unknown

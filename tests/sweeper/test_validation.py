@@ -156,7 +156,19 @@ hydra:
 def test_sampler_and_pruner_names_alone_mean_their_defaults():
     assert SweeperSettings(sampler="grid", pruner="hyperband").sampler == {"name": "grid"}
     assert SweeperSettings(pruner="hyperband").pruner == {"name": "hyperband"}
-    assert SweeperSettings(sampler={"seed": 3}).sampler == {"seed": 3, "name": "tpe"}
+    assert SweeperSettings(sampler={"name": "tpe", "seed": 3}).sampler == {"seed": 3, "name": "tpe"}
+
+
+def test_options_that_lost_their_name_are_refused_not_given_the_default(tmp_path, sweeplab):
+    # on Hydra's command line the second override replaces the first's name with the options alone:
+    # before, `random` became tpe with seed 3, and `median` became none ("takes: no options")
+    for name, option in (("sampler=random", "sampler.seed=3"), ("pruner=median", "pruner.n_warmup_steps=5")):
+        done = sweeplab("train", "-m", f"hydra.sweeper.{name}", f"+hydra.sweeper.{option}", *FAST)
+        assert done.returncode == 2, done.stdout
+        field, key = option.split("=")[0].split(".")
+        assert f"hydra.sweeper.{field}.name: missing beside its options ({key}); give both" in done.stdout
+        assert "Traceback" not in done.stdout
+    assert nothing_created(tmp_path)
 
 
 @pytest.mark.slow

@@ -4,6 +4,8 @@ plugin discovery imports it at every start)."""
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweeplab.config import ConfigError
+
 
 @dataclass
 class SlurmSettings:
@@ -50,7 +52,7 @@ PRUNER_CLASSES = {
 }
 
 
-def named(node: Any, classes: dict[str, str]) -> dict[str, Any]:
+def named(node: Any, classes: dict[str, str], field: str, default: str) -> dict[str, Any]:
     """A sampler or pruner node as sweeplab names it: `grid` -> {name: grid}; {_target_: Optuna's class,
     options} (hydra-optuna-sweeper's and lightning-hydra-template's form) -> its name and the options
     (a `_target_` outside Optuna's known classes stays a dotted path, checked when it is built)."""
@@ -58,6 +60,13 @@ def named(node: Any, classes: dict[str, str]) -> dict[str, Any]:
     target = node.pop("_target_", None)
     if target is not None:  # it wins over a name the defaults list gave
         node["name"] = classes.get(target, target)
+    if "name" not in node and node:
+        # `pruner=median +pruner.n_warmup_steps=5` on a command line: the second replaces the first
+        example = f"{field}.name=NAME +{field}.{next(iter(node))}=..."
+        raise ConfigError(
+            f"{field}.name", f"missing beside its options ({', '.join(node)}); give both: {example}"
+        )
+    node.setdefault("name", default)
     return node
 
 
@@ -128,9 +137,7 @@ class SweeperSettings:
 
     def __post_init__(self) -> None:
         # `sampler=grid` on the command line or in a sweep file means {name: grid}
-        self.sampler = named(self.sampler, SAMPLER_CLASSES)
-        self.pruner = named(self.pruner, PRUNER_CLASSES)
-        self.sampler.setdefault("name", "tpe")
-        self.pruner.setdefault("name", "none")
+        self.sampler = named(self.sampler, SAMPLER_CLASSES, "hydra.sweeper.sampler", "tpe")
+        self.pruner = named(self.pruner, PRUNER_CLASSES, "hydra.sweeper.pruner", "none")
         if not isinstance(self.slurm, SlurmSettings):
             self.slurm = SlurmSettings(**self.slurm)
