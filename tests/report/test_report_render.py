@@ -164,3 +164,23 @@ def test_a_setups_learning_curves_are_named_by_their_setup():
     assert describe(row, []) == "(100) ELU"
     assert describe(row, ["model.norm"]) == "(100) ELU, Norm. batch"
     assert describe(pd.Series({"trial": 3, "setup": float("nan")}), []) == ""
+
+
+def test_the_importance_figure_names_the_evaluator_it_ran():
+    """Optuna 5's default evaluator is PED-ANOVA: the figure's label once said fANOVA. Here the value
+    depends on x alone, so x must lead, and the bars must be PED-ANOVA's own numbers."""
+    from sweeplab.report.figures import importance
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + 0 * t.suggest_float("y", 0, 1), n_trials=40)
+    figure = importance(study, "val_acc")
+    ax = figure.axes[0]
+    assert ax.get_xlabel() == "importance (PED-ANOVA, sums to 1)"
+    names = [tick.get_text() for tick in ax.get_yticklabels()]
+    bars = {name: patch.get_width() for name, patch in zip(names, ax.patches, strict=True)}
+    expected = optuna.importance.get_param_importances(
+        study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+    )
+    assert bars == pytest.approx(expected)
+    assert bars["x"] > bars["y"]
