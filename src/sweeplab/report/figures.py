@@ -223,7 +223,7 @@ def parallel_coordinates(done: pd.DataFrame, metric: str, varied: Sequence[str])
     return figure
 
 
-# named, not left to Optuna's default (PED-ANOVA since Optuna 4; fANOVA before), so that the figure's
+# named, not left to Optuna's default (PED-ANOVA in Optuna 5, fANOVA in 4), so that the figure's
 # label says what was computed whatever Optuna's version; fANOVA would need scikit-learn besides
 IMPORTANCE = ("PED-ANOVA", optuna.importance.PedAnovaImportanceEvaluator)
 
