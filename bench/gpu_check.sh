@@ -14,7 +14,9 @@
 # On the device machine (the `run` tool): command "bash bench/gpu_check.sh", carry
 # [".whl", "data/cifar10-jpeg.tar.gz", "data/mnist1d"] (not data/image_folders: a cache, over the limit).
 # ONLY="suite pack" runs those steps alone (their names as in the list above): the first run on an
-# H200 (2026-12-04) needed more than one call's 10 minutes for all of them.
+# H200 (2026-12-04) needed more than one call's 10 minutes for all of them. With 15 device minutes, two
+# calls on one warm machine: ONLY="suite startup" (about 6 min), then ONLY="step pack determinism"
+# (about 7 min).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,9 +80,9 @@ xdist=()
 # 2026-12-04 the H200 reached 97% in 170 s, 7 failures, none named: the summary comes at the end)
 step suite 240 "$py" -m pytest -v -rf "${per_test[@]}" "${xdist[@]}" --junitxml="$out/junit.xml" "${suite[@]}"
 step step 50 "$py" bench/bench_step.py --device "$device" --steps "$steps" --repeats "$repeats"
-step pack 150 "$py" bench/bench_pack.py --packs-only --device "$device" --steps "$steps" \
+step pack 300 "$py" bench/bench_pack.py --packs-only --device "$device" --steps "$steps" \
   --cifar data/cifar10-jpeg.tar.gz --cifar-steps "$steps" --big $([ "$device" = cuda ] && echo 64 || echo 0)
 step startup 100 "$py" bench/bench_startup.py --repeats "$repeats" --devices "$devices"
-step determinism 70 "$py" bench/bench_deterministic.py --cifar data/cifar10-jpeg.tar.gz --steps "$det_steps" \
+step determinism 120 "$py" bench/bench_deterministic.py --cifar data/cifar10-jpeg.tar.gz --steps "$det_steps" \
   --device "$device" --nets "$nets"
 say "done"
