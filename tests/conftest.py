@@ -20,6 +20,10 @@ from omegaconf import DictConfig
 
 from sweeplab.paths import config_dir
 
+# trainer.deterministic sets this as a run starts, which in a test process may come after an earlier test's
+# first cuBLAS call: set before any (it only sizes cuBLAS's workspace; the CPU ignores it)
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
 # Real data sets beside the project root, in every session and CI, absent from a user's clone.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MNIST1D_PKL = SHARED_DATA / "mnist1d" / "mnist1d_data.pkl"

@@ -20,6 +20,10 @@ FAST = ["trainer.max_steps=40", "trainer.eval_every=10"]
 # long enough to be killed mid-trial: 3,000 steps of the MLP are about 1.2 s on the 2-core CPU
 SLOW_TRIALS = ["trainer.max_steps=3000", "trainer.eval_every=100"]
 LR = "optimizer.lr=tag(log, interval(1e-4, 1e-1))"
+# what a test that wants the same numbers twice adds: nothing on the CPU, whose kernels give the same sums
+# every run; on CUDA torch's deterministic algorithms (docs/training.md), without which cuDNN picks its
+# kernels by timing them and some accumulate in any order
+EXACT = ["trainer.deterministic=true"] if torch.cuda.is_available() else []
 
 
 def load(tmp_path: Path, name: str) -> optuna.Study:

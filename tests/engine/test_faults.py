@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from support import FAST, LR, SLOW_TRIALS, load, states, wait_for_rows
+from support import EXACT, FAST, LR, SLOW_TRIALS, load, states, wait_for_rows
 
 
 def children(pid: int) -> list[int]:
@@ -102,6 +102,7 @@ def test_a_trial_killed_at_step_k_resumes_from_its_last_evaluation_with_the_same
         "trainer.max_steps=1200",
         "trainer.eval_every=100",
         "trainer.checkpoint_every=0",  # a checkpoint at each evaluation (by default, once a minute)
+        *EXACT,
     ]
     whole = sweeplab("train", "-m", *same, "hydra.sweeper.study_name=whole")
     assert whole.returncode == 0, whole.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from support import load, states, wait_for_rows
+from support import EXACT, load, states, wait_for_rows
 from sweeplab.packed import train_pack
 from sweeplab.sweeper.replicates import Aggregator, Replication, combine
 
@@ -222,6 +222,7 @@ def test_a_killed_replicated_trial_resumes_each_member_from_its_checkpoint(tmp_p
         "hydra.sweeper.replicates=2",
         "trainer.progress=false",
         "trainer.checkpoint_every=0",  # a checkpoint at each evaluation (by default, once a minute)
+        *EXACT,
     ]
     whole = sweeplab("train", "-m", *same, "hydra.sweeper.study_name=whole")
     assert whole.returncode == 0, whole.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED_DATA
-from support import make_folder
+from support import EXACT, make_folder
 from sweeplab.packed import train_pack
 from sweeplab.run_records import read_history, read_summary
 from sweeplab.train import train
@@ -22,6 +22,7 @@ RUN = [
     "trainer.batch_size=32",
     "model.norm=batch",
     "model.dropout=0.2",
+    *EXACT,
 ]
 CLOCK = {"elapsed_s", "train_seconds", "wall_seconds", "samples_per_s", "checkpoint"}  # when, not what
 

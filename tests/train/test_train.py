@@ -7,6 +7,7 @@ import torch
 
 import sweeplab.train.resume as resume_module
 from conftest import MNIST_T10K, needs_mnist_t10k
+from support import EXACT
 from sweeplab.config import ConfigError
 from sweeplab.data import build_inputs, load_data
 from sweeplab.models import create_model
@@ -100,7 +101,7 @@ def test_reporter_sees_every_evaluation_and_can_stop_the_run(make_cfg):
 
 
 def test_same_seed_same_history_other_seed_other_history(make_cfg):
-    runs = [train(make_cfg(f"trainer.seed={s}")).history for s in (3, 3, 4)]
+    runs = [train(make_cfg(f"trainer.seed={s}", *EXACT)).history for s in (3, 3, 4)]
     assert runs[0] == [{**r, "elapsed_s": runs[0][i]["elapsed_s"]} for i, r in enumerate(runs[1])]
     assert [r["train_loss"] for r in runs[0]] != [r["train_loss"] for r in runs[2]]
 
@@ -190,7 +191,12 @@ class _Stop(Exception):
 )
 def test_a_run_stopped_after_an_evaluation_resumes_to_the_same_numbers(make_cfg, tmp_path, overrides):
     cfg = make_cfg(
-        "trainer.max_steps=200", "trainer.eval_every=50", "model.dropout=0.2", "model.norm=batch", *overrides
+        "trainer.max_steps=200",
+        "trainer.eval_every=50",
+        "model.dropout=0.2",
+        "model.norm=batch",
+        *overrides,
+        *EXACT,
     )
     whole = train(cfg, tmp_path / "whole")
 
