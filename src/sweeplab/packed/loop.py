@@ -189,10 +189,9 @@ def save_member(
     rng = member.rng.get_state()
     if trial.device.type == "cpu":
         state["cpu_rng"] = rng
-    else:
-        state["cuda_rng"] = [
-            rng if i == trial.device.index else s for i, s in enumerate(torch.cuda.get_rng_state_all())
-        ]
+    else:  # `cuda` (trainer.device auto or cuda) has no index: the member's RNG is the current device's
+        index = trial.device.index if trial.device.index is not None else torch.cuda.current_device()
+        state["cuda_rng"] = [rng if i == index else s for i, s in enumerate(torch.cuda.get_rng_state_all())]
     member.recorder.save_resume(state)
 
 
