@@ -24,7 +24,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from tqdm import tqdm
 
 from sweeplab.config import SweeplabError
-from sweeplab.faults import expected_fault
+from sweeplab.faults import expected_fault, sweeplab_fault
 from sweeplab.files import environment_fault
 from sweeplab.paths import config_dir, register_resolvers
 from sweeplab.stopping import Interrupted
@@ -100,7 +100,7 @@ def train_app(cfg: DictConfig) -> dict:
     except SweeplabError as err:
         if multirun:
             raise  # the sweeper records the trial as FAIL with this message and goes on
-        code, message = expected_fault(err)  # type: ignore[misc]  (a SweeplabError always is one)
+        code, message = sweeplab_fault(err)
         log.error("%s", message)  # to the console, without a traceback
         _remove_refused(output_dir)
         raise SystemExit(code) from None
@@ -216,7 +216,7 @@ def _expected_faults(run: Callable[[], None]) -> tuple[int, str]:
     except (HydraException, OmegaConfBaseException) as err:  # a bad override or config: Hydra says which
         cause = err.__cause__
         if isinstance(cause, SweeplabError):  # the sweeper's settings, refused as Hydra instantiated it
-            return expected_fault(cause) or (2, str(cause))
+            return sweeplab_fault(cause)
         unknown = _unknown_key(err) or _unquoted_non_ascii(err)
         if unknown:
             return 2, unknown

@@ -16,10 +16,8 @@ STUDY_GONE = (
 def expected_fault(err: BaseException, storage_url: str | None = None) -> tuple[int, str] | None:
     """(exit code, message) for a fault sweeplab expects, None for anything else (a bug: let it show).
     `storage_url`: the study's storage, named in a storage failure."""
-    if isinstance(err, EnvironmentFault):
-        return 1, str(err)
     if isinstance(err, SweeplabError):
-        return 2, str(err)
+        return sweeplab_fault(err)
     if isinstance(err, storage_errors()):
         from sweeplab.engine.storage import storage_failure
 
@@ -29,6 +27,11 @@ def expected_fault(err: BaseException, storage_url: str | None = None) -> tuple[
 
         return (1, STUDY_GONE) if study_gone(err) else None
     return None
+
+
+def sweeplab_fault(err: SweeplabError) -> tuple[int, str]:
+    """(exit code, message) of sweeplab's own refusals: 1 for the machine's fault, 2 for the input's."""
+    return (1 if isinstance(err, EnvironmentFault) else 2), str(err)
 
 
 def storage_errors() -> tuple[type[BaseException], ...]:
