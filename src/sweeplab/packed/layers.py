@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from sweeplab.models.cnn import PreActBlock
 from sweeplab.models.layers import ACTIVATIONS
+from sweeplab.packed.rng import drawing_from
 
 
 class NotPackable(Exception):
@@ -165,15 +166,12 @@ class PackedModel:
         def dropout(pm: PackedModel, b: Batch) -> Batch:
             if not pm.training:
                 return b
-            x = b.split()
-            # each member's mask from its own generator, drawn as F.dropout draws it on the CPU
-            keep = [
-                torch.empty_like(x[i]).bernoulli_(1 - p, generator=g).div_(1 - p)
-                if p
-                else torch.ones_like(x[i])
-                for i, (p, g) in enumerate(zip(rates, pm.generators, strict=True))
-            ]
-            return Batch(x * torch.stack(keep), b.k)
+            # each member's F.dropout under its own generator: the masks of its run alone, on any device
+            out = []
+            for xk, p, g in zip(b.split(), rates, pm.generators, strict=True):
+                with drawing_from(g):
+                    out.append(F.dropout(xk, p, training=True) if p else xk)
+            return Batch(torch.stack(out), b.k)
 
         return dropout
 

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from sweeplab.data import InputPipeline
 from sweeplab.packed.layers import NotPackable, PackedModel
 from sweeplab.packed.optim import PackedOptimizer
+from sweeplab.packed.rng import drawing_from, global_rng
 from sweeplab.stopping import Interrupted, steps_running, stop_asked
 from sweeplab.train.evaluate import Evaluation
 from sweeplab.train.loop import record_evaluation
@@ -49,13 +50,6 @@ class Member:
     pos: int = 0
     elapsed_before: float = 0.0
     partial: tuple[Tensor, Tensor, int] | None = None  # resumed between two evaluations: its sums since
-
-
-def global_rng(device: torch.device) -> torch.Generator:
-    """A generator holding the global generator's state now: a member's random numbers from here on."""
-    g = torch.Generator(device)
-    g.set_state(_get_rng(device))
-    return g
 
 
 class PackedLoss:
@@ -127,23 +121,11 @@ def train_inputs(inputs: InputPipeline, x: Tensor, rngs: list[torch.Generator]) 
     k, b = x.shape[:2]
     if inputs.augment is None:
         return inputs(x.flatten(0, 1), train=True).unflatten(0, (k, b))
-    device = x.device
-    saved = _get_rng(device)
     out = []
     for xk, g in zip(x, rngs, strict=True):
-        _set_rng(device, g.get_state())
-        out.append(inputs(xk, train=True))
-        g.set_state(_get_rng(device))
-    _set_rng(device, saved)
+        with drawing_from(g):
+            out.append(inputs(xk, train=True))
     return torch.stack(out)
-
-
-def _get_rng(device: torch.device) -> Tensor:
-    return torch.get_rng_state() if device.type == "cpu" else torch.cuda.get_rng_state(device)
-
-
-def _set_rng(device: torch.device, state: Tensor) -> None:
-    torch.set_rng_state(state) if device.type == "cpu" else torch.cuda.set_rng_state(state, device)
 
 
 def start_member(member: Member) -> int:
