@@ -286,6 +286,23 @@ def test_an_unreachable_storage_is_one_line_with_the_password_masked(tmp_path, s
     )
 
 
+def test_a_postgresql_storage_without_its_driver_is_one_line_naming_the_extra(
+    tmp_path, sweeplab, monkeypatch
+):
+    """A user who did not install sweeplab[postgres]: the missing driver, named, before any connection."""
+    missing = tmp_path / "no-driver"
+    for name in ("psycopg", "psycopg2"):  # importable by name, failing as an absent module does
+        (missing / name).mkdir(parents=True)
+        (missing / name / "__init__.py").write_text(f"raise ModuleNotFoundError('No module named {name}')")
+    monkeypatch.setenv("PYTHONPATH", str(missing))
+    url = "postgresql://bob:s3cret@127.0.0.1:1/db"
+    for args in (["train", "-m", LR, f"hydra.sweeper.storage={url}", *FAST], ["studies", "--storage", url]):
+        done = sweeplab(*args, process=True)
+        assert done.returncode == 1 and "Traceback" not in done.stdout and "s3cret" not in done.stdout
+        assert "postgresql://bob:***@127.0.0.1:1/db needs the PostgreSQL driver" in done.stdout
+        assert "pip install 'sweeplab[postgres]'" in done.stdout
+
+
 def test_ctrl_c_in_a_single_run_is_one_line(tmp_path, sweeplab):
     run = sweeplab(
         "train", "trainer.max_steps=100000", "trainer.eval_every=1000", background=True, new_group=True

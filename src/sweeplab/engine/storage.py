@@ -102,8 +102,21 @@ def storage_kind(url: str) -> str:
 
 
 def _driver_url(url: str) -> str:
+    """The URL with the PostgreSQL driver that is installed (psycopg2 where it is, else psycopg, the
+    driver of sweeplab[postgres]); a missing driver is named, before any connection is tried."""
+    if not url.startswith("postgresql"):
+        return url
+    given = url
     if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None:
-        return "postgresql+psycopg://" + url.removeprefix("postgresql://")  # the driver of sweeplab[postgres]
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    driver = sqlalchemy.engine.make_url(url).get_dialect().driver
+    try:
+        importlib.import_module(driver)
+    except ImportError as err:
+        raise EnvironmentFault(
+            f"hydra.sweeper.storage: {masked(given)} needs the PostgreSQL driver {driver}, which is not "
+            f"installed here ({err}); install it: pip install 'sweeplab[postgres]'"
+        ) from None
     return url
 
 

@@ -166,11 +166,13 @@ class PackedModel:
         def dropout(pm: PackedModel, b: Batch) -> Batch:
             if not pm.training:
                 return b
-            # each member's F.dropout under its own generator: the masks of its run alone, on any device
+            # each member's F.dropout under its own generator: the masks of its run alone, on any device.
+            # Contiguous as its run alone has it: CUDA's kernel maps random numbers to elements otherwise
+            # for a strided input (a member's rows of the grouped layout, after batch norm or pooling)
             out = []
             for xk, p, g in zip(b.split(), rates, pm.generators, strict=True):
                 with drawing_from(g):
-                    out.append(F.dropout(xk, p, training=True) if p else xk)
+                    out.append(F.dropout(xk.contiguous(), p, training=True) if p else xk)
             return Batch(torch.stack(out), b.k)
 
         return dropout
