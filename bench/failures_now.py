@@ -10,4 +10,5 @@ import pytest
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.failed and "FAILURES_NOW" in os.environ:
         with open(os.environ["FAILURES_NOW"], "a") as out:
-            out.write(f"==== {report.nodeid} ({report.when}, {report.duration:.1f} s)\n{report.longreprtext}\n\n")
+            head = f"==== {report.nodeid} ({report.when}, {report.duration:.1f} s)"
+            out.write(f"{head}\n{report.longreprtext}\n\n")
