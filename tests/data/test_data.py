@@ -240,6 +240,14 @@ def test_a_fit_of_the_same_data_and_preprocessing_is_reused_in_one_process(make_
     fitted(x_train, "data B")  # another config, or other data under the same name: fitted again
     fitted(x_train * 2, "data B")
     assert len(fits) == 3
+    copied = x_train.clone()  # another tensor of the same values (a worker that loaded the data again)
+    fitted(copied, "data A")
+    fitted(copied, "data A")
+    assert len(fits) == 4
+    copied[0, 0] += 1  # the same tensor, changed in place: fitted again
+    fitted(copied, "data A")
+    fitted(copied.clone(), "data A")  # another tensor, the same values: known by their sum, reused
+    assert len(fits) == 5
 
 
 def test_crop_flip_moves_and_mirrors_whole_images():

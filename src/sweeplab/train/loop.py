@@ -134,7 +134,7 @@ def build_trial(cfg: DictConfig, data: DataSplits | None = None) -> Trial:
     loss_fn = build_loss(cfg.loss)
     opts.apply_globals()
 
-    data = load_data(cfg.dataset).to(device) if data is None else data
+    data = load_data(cfg.dataset, device) if data is None else data
     total_steps, steps_per_epoch = opts.budget(len(data.y_train))
     inputs = build_inputs(cfg.preprocess, cfg.augment, data.input_shape)
     inputs.fit(data.x_train, source=json.dumps([to_dict(cfg.dataset), to_dict(cfg.preprocess)], default=str))
