@@ -85,6 +85,8 @@ def legend(table: Table) -> list[str]:
             f"(Welch's t, two-sided p ≥ {1 - st.level:.2g}{correction}), so the best is not claimed over "
             f"it; the other {other}s with n ≥ 2 are significantly worse."
         )
+    if table.pareto is not None:
+        lines.append(table.pareto.legend())
     return lines
 
 
@@ -104,6 +106,8 @@ def cells(table: Table) -> list[list[str]]:
         if table.delta is not None:
             change = table.changes[i] if table.changes else None
             row.append("–" if table.reference[i] is None else format_change(change, table.delta.iloc[i]))
+        if table.pareto is not None:
+            row.append(table.pareto.mark(i))
         rows.append(row)
     return rows
 
@@ -132,6 +136,7 @@ def header(table: Table) -> list[str]:
         names
         + (["n"] if max(table.n) > 1 else [])
         + ([f"Δ {table.headers[first]}"] if table.delta is not None else [])
+        + (["Pareto"] if table.pareto is not None else [])
     )
 
 
@@ -218,6 +223,12 @@ def to_csv(table: Table) -> str:
         if table.statistics.holm:
             frame["p_holm"] = [c.p_adjusted if c else math.nan for c in changes]
         frame["significant"] = [c.significant if c else None for c in changes]
+    if table.pareto is not None:
+        frame["pareto_front"] = [i in table.pareto.front for i in range(len(frame))]
+        tested = table.pareto.tested
+        frame["not_significantly_dominated"] = [
+            (i in table.pareto.undominated) if tested else None for i in range(len(frame))
+        ]
     frame["trials"] = [" ".join(map(str, t)) for t in table.trials]
     return frame.to_csv(index=False)
 
@@ -308,5 +319,7 @@ def _latex_escape(text: str) -> str:
         "✓": "$\\checkmark$",
         "–": "--",
         "†": "$\\dagger$",
+        "◆": "$\\blacklozenge$",  # amssymb
+        "◇": "$\\lozenge$",
     }
     return "".join(replacements.get(ch, ch) for ch in text)

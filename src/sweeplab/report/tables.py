@@ -9,6 +9,7 @@ import pandas as pd
 
 from sweeplab.config import SweeplabError
 from sweeplab.report.frame import python_value
+from sweeplab.report.pareto import ParetoMarks, mark_rows
 from sweeplab.report.stats import Change, Interval, bounds_of, holm, mean_interval, welch
 
 # Headers as people write them in reports; any other column keeps its key.
@@ -78,6 +79,7 @@ class Table:
     changes: list[Change | None] | None = None  # ablation: the first metric's change, Welch's t
     tied: dict[str, list[int]] = field(default_factory=dict)  # metric -> rows not worse than its best
     comparisons: int = 0  # tests made (what Holm's correction is over)
+    pareto: ParetoMarks | None = None  # a multi-objective table's front and significance marks
 
     @property
     def delta(self) -> pd.Series | None:
@@ -111,6 +113,7 @@ def build_table(
     transpose: bool = False,
     delta: bool = True,
     statistics: Statistics | None = None,
+    pareto: Mapping[str, str] | None = None,
 ) -> Table:
     """One row per configuration, in sweep order (setup order, else by first trial) or, with `sort_rows`,
     by their values; trials that differ only in `replicate_key` are one row (mean, std, n). Without
@@ -118,7 +121,9 @@ def build_table(
 
     `where` keeps the trials whose columns have the given value (or one of a list); `choose` keeps, of
     each setup's configurations, the one with the best mean of that metric (a choice on validation);
-    `values` maps a column's values to the text shown for them."""
+    `values` maps a column's values to the text shown for them. `pareto` (objective -> direction, two or
+    more of the table's metrics) marks the rows on the front of the means and those no row dominates
+    significantly (sweeplab.report.pareto)."""
     kept = _where(frame[frame["state"].isin(states)], where or {})
     metrics = _expand_metrics(metrics, kept, frame.attrs["metrics"])
     studies = {name: i for i, name in enumerate(dict.fromkeys(frame["study"]))}  # in the order given
@@ -177,6 +182,14 @@ def build_table(
         _mark_ablation(table, records)
         table.show_delta = delta
     _add_statistics(table)
+    if pareto and len(pareto) > 1 and set(pareto) <= set(metrics):
+        objectives = list(pareto)
+        table.pareto = mark_rows(
+            rows[objectives].to_numpy(dtype=float),
+            [[table.samples[o][i] for o in objectives] for i in range(len(rows))],
+            pareto,
+            table.statistics.level,
+        )
     return table
 
 
