@@ -135,3 +135,30 @@ def test_the_hypervolume_interval_is_repeatable_and_holds_the_estimate():
     assert interval == hypervolume_interval(samples, directions, reference, 0.95)
     assert interval.low < estimate < interval.high
     assert hypervolume_interval([[[0.8], [1.0]]], directions, reference, 0.95) is None  # one run a row
+
+
+def test_the_example_pareto_sweep_becomes_a_report_with_its_front(tmp_path, sweeplab):
+    from PIL import Image
+
+    sweep = sweeplab(
+        "train",
+        "sweep=mnist1d_pareto",
+        "hydra.sweeper.n_trials=6",
+        "trainer.max_steps=40",
+        "trainer.eval_every=20",
+    )
+    assert sweep.returncode == 0, sweep.stdout
+    done = sweeplab("report", "sweep=mnist1d_pareto", "--out", "rep")
+    assert done.returncode == 0 and "warning" not in done.stdout, done.stdout
+    out = tmp_path / "rep"
+    index = (out / "index.md").read_text()
+    assert "- best: no one trial; the Pareto front of the trials' values: trials " in index
+    assert "| Layers | Act. | Norm. | Val. acc. | Params | Test acc. | n | Pareto |" in index
+    assert "## Pareto front" in index and "- hypervolume of the means' front: " in index
+    assert "95% interval [" in index and "reference point (val_acc " in index
+    for name in ("pareto_front", "hypervolume_history", "importance", "importance_params"):
+        assert f"({name}.png)" in index
+        with Image.open(out / f"{name}.png") as image:
+            image.verify()
+    csv = (out / "table.csv").read_text().splitlines()
+    assert "pareto_front,not_significantly_dominated" in csv[0]

@@ -34,6 +34,7 @@ from sweeplab.report.arguments import parser
 from sweeplab.report.figures import write_figures
 from sweeplab.report.folder import check_out, report_folder
 from sweeplab.report.frame import python_value, studies_frame
+from sweeplab.report.front import pareto_section
 from sweeplab.report.page import to_page
 from sweeplab.report.stats import prediction_interval
 from sweeplab.report.tables import OUTCOME, Statistics, Table, build_table, marginals
@@ -144,6 +145,7 @@ def write_report(
             *(f"- {line}" for line in damaged),
             "",
         ]
+    objectives = StudyRecord.of(studies[0]).objectives
     tables = []
     for i, table_spec in enumerate(specs, start=1):
         marked = ablation or table_spec.get("ablation", False)
@@ -161,6 +163,7 @@ def write_report(
             transpose=table_spec.get("transpose", False),
             delta=table_spec.get("delta", True),
             statistics=statistics,
+            pareto=objectives if len(objectives) > 1 else None,
         )
         title = table_spec.get("title")
         lines += [f"## Table {i}: {title}" if title else "## Table", ""]
@@ -177,6 +180,8 @@ def write_report(
         tables.append(table)
     if not tables:
         raise SweeplabError("no table of the report spec has a row: check each table's `where`")
+    if tables[0].pareto is not None and len(studies) == 1:
+        lines += pareto_section(studies[0], tables[0], spec.get("pareto") or {}, out)
     first_metric, direction = next(iter(tables[0].metrics.items()))
     varied = [c for c in tables[0].hyperparameters if c in frame.attrs["hyperparameters"]]
     if varied and len(tables) == 1 and not in_order:
@@ -275,6 +280,9 @@ def _summary(study: optuna.Study) -> list[str]:
             lines.append(
                 f"- data: {data.get('name')}{source}; budget: {budget} of batch {trainer.get('batch_size')}"
             )
+    if complete and len(study.directions) > 1:
+        front = ", ".join(str(n) for n in sorted(t.number for t in study.best_trials))
+        lines.append(f"- best: no one trial; the Pareto front of the trials' values: trials {front}")
     if complete and len(study.directions) == 1:
         best = ranked(study)[0]
         objectives = StudyRecord.of(study).objectives

@@ -5,6 +5,7 @@ per-class test accuracy of the best trial."""
 import functools
 import io
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -228,13 +229,21 @@ def parallel_coordinates(done: pd.DataFrame, metric: str, varied: Sequence[str])
 IMPORTANCE = ("PED-ANOVA", optuna.importance.PedAnovaImportanceEvaluator)
 
 
-def importance(study: optuna.Study, metric: str) -> plt.Figure | None:
-    """Optuna's hyperparameter importance (its PED-ANOVA evaluator), on the trials' searched parameters."""
+def importance(study: optuna.Study, metric: str, objective: int = 0) -> plt.Figure | None:
+    """Optuna's hyperparameter importance (its PED-ANOVA evaluator), on the trials' searched parameters;
+    in a study of several objectives, for objective number `objective` (`metric` names it)."""
     completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if len(completed) < 4 or len(study.directions) > 1:
+    if len(completed) < 4:
         return None
+    target = None
+    if len(study.directions) > 1:
+        # PED-ANOVA with a target takes low values as good, whatever the direction: maximized negated
+        sign = 1.0 if study.directions[objective] == optuna.study.StudyDirection.MINIMIZE else -1.0
+        target = lambda t: sign * t.values[objective]  # noqa: E731
     try:
-        scores = optuna.importance.get_param_importances(study, evaluator=IMPORTANCE[1]())
+        with warnings.catch_warnings():  # its warning that low target values are taken as good: they are
+            warnings.filterwarnings("ignore", message=".*low `target` values")
+            scores = optuna.importance.get_param_importances(study, evaluator=IMPORTANCE[1](), target=target)
     except (RuntimeError, ValueError) as err:  # too few trials, or a single searched value
         log.info("no importance figure: %s", err)
         return None
