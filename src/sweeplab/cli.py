@@ -83,6 +83,7 @@ def _packable_keys(cfg: DictConfig) -> set[str]:
 @sweep_task(
     metrics=METRICS,
     intermediate=INTERMEDIATE,
+    known=["params"],
     check=_check_trial_config,
     pack=Packing(run=_train_pack, keys=_packable_keys),
 )

@@ -49,7 +49,7 @@ from sweeplab.engine.records import (
     last_sign,
 )
 from sweeplab.engine.storage import masked, open_storage, study_lock
-from sweeplab.engine.study import PRUNERS, SAMPLERS, build_from, check_same_study
+from sweeplab.engine.study import SAMPLERS, build_from, check_same_study, optuna_pruner
 
 log = logging.getLogger("sweeplab.sweep")
 
@@ -108,7 +108,7 @@ class SharedStudy:
                 storage=storage,
                 study_name=spec.name,
                 sampler=self._sampler(spec.sampler.get("seed")),
-                pruner=build_from(PRUNERS, spec.pruner, "hydra.sweeper.pruner"),
+                pruner=optuna_pruner(spec.pruner, len(spec.directions)),
                 directions=spec.directions,
                 load_if_exists=True,
             )

@@ -6,9 +6,10 @@ gives the empty value then, never a KeyError.
 Trial attributes: `config` (the resolved config, minus Hydra's node), `overrides`, `output_dir`, `setup`
 (the setup's record), `metrics` (what the run returned), `replicates` (each member's seed and metrics),
 `error`, `owner` and `heartbeat` (who runs it, when it last said so), `resume_dir`, `retry_of` and
-`retries` (a retry and where it resumes), `packed_with`, `slurm_job`. Study attributes: `sweeplab` (the
-study's signature: space, objectives, fixed values, replicates), `sweeplab_id`, `commands`,
-`plan_queued`, `sampler_exhausted`, `slurm_jobs`.
+`retries` (a retry and where it resumes), `packed_with`, `slurm_job`, `reported` and `known` (what a
+trial of several objectives reported for pruning, by step, and the objectives it knew before training).
+Study attributes: `sweeplab` (the study's signature: space, objectives, fixed values, replicates),
+`sweeplab_id`, `commands`, `plan_queued`, `sampler_exhausted`, `slurm_jobs`.
 """
 
 import time
@@ -27,6 +28,7 @@ METRICS, REPLICATES, ERROR = "metrics", "replicates", "error"
 OWNER, HEARTBEAT = "owner", "heartbeat"
 RESUME_DIR, RETRY_OF, RETRIES = "resume_dir", "retry_of", "retries"
 PACKED_WITH, SLURM_JOB = "packed_with", "slurm_job"
+REPORTED, KNOWN = "reported", "known"  # pruning on one of several objectives (engine.pareto_pruning)
 # a study's
 SIGNATURE, STUDY_ID, COMMANDS = "sweeplab", "sweeplab_id", "commands"
 PLAN_QUEUED, SAMPLER_EXHAUSTED, SLURM_JOBS = "plan_queued", "sampler_exhausted", "slurm_jobs"

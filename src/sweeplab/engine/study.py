@@ -67,6 +67,14 @@ def build_from(registry: Registry, node: Mapping[str, Any], field: str, **contex
         raise ConfigError(field, f"{name}: {err}") from err
 
 
+def optuna_pruner(node: Mapping[str, Any], directions: int) -> optuna.pruners.BasePruner:
+    """The study's Optuna pruner. A study of several objectives prunes on one of them (`on`) with
+    sweeplab's rule (engine.pareto_pruning), decided in each trial's reporter: Optuna's prunes nothing."""
+    if directions > 1:
+        return optuna.pruners.NopPruner()
+    return build_from(PRUNERS, {k: v for k, v in node.items() if k != "on"}, "hydra.sweeper.pruner")
+
+
 def check_same_study(
     study: optuna.Study, signature: Mapping[str, Any], where: str, accept_changes: bool = False
 ) -> str:

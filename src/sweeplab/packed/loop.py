@@ -145,7 +145,7 @@ def start_member(member: Member) -> int:
     member.partial = state.get("partial")
     log.info("resuming from step %d (%s)", state["step"], member.output_dir)
     for row in member.recorder.history:  # its new trial in the study gets the values measured so far
-        if member.reporter is not None and member.reporter(int(row["step"]), row):
+        if member.reporter is not None and member.reporter(int(row["step"]), trial.reported(row)):
             member.outcome.status, member.outcome.seconds = "pruned", state["elapsed"]
             break
     return state["step"] + 1

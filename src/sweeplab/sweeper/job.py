@@ -24,8 +24,10 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig
 
 from sweeplab.config import SweeplabError
+from sweeplab.engine.pareto_pruning import ParetoPruner, pareto_reporter
+from sweeplab.engine.records import StudyRecord
 from sweeplab.engine.storage import open_storage
-from sweeplab.engine.study import PRUNERS, build_from
+from sweeplab.engine.study import optuna_pruner
 from sweeplab.files import environment_fault
 from sweeplab.paths import register_resolvers
 from sweeplab.sweeper.hydra_job import run_job, start_job
@@ -223,9 +225,15 @@ def resolve_task(ref: tuple[str, str]) -> Callable:
 
 
 def _reporter(job: TrialJob, storage: optuna.storages.BaseStorage) -> Reporter:
-    """Reports the monitored metric to the trial and asks its pruner (through the storage)."""
-    pruner = build_from(PRUNERS, job.pruner, "hydra.sweeper.pruner")
-    study = optuna.load_study(study_name=job.study_name, storage=storage, pruner=pruner)
+    """Reports the monitored metric to the trial and asks its pruner (through the storage); in a study of
+    several objectives, sweeplab's rule (engine.pareto_pruning) decides."""
+    study = optuna.load_study(study_name=job.study_name, storage=storage)
+    if len(study.directions) > 1:
+        contract = contract_of(resolve_task(job.task))
+        known = contract.known if contract is not None else ()
+        pruner = ParetoPruner.of(job.pruner, StudyRecord.of(study).objectives, known)
+        return pareto_reporter(pruner, study, job.trial_id)
+    study.pruner = optuna_pruner(job.pruner, 1)
     trial = optuna.trial.Trial(study, job.trial_id)
 
     def report(step: int, row: dict[str, float]) -> bool:

@@ -105,7 +105,9 @@ class Aggregator:
         live = [v for i, v in enumerate(self.values) if i not in self.done]
         if not self.pruned and step not in self.reported and all(step in v for v in live):
             self.reported.add(step)
-            self.pruned = self.report(step, {self.monitor: self.replication.of([v[step] for v in live])})
+            # the aggregate, beside what every member knows alike (its parameter count: the known objectives)
+            aggregate = self.replication.of([v[step] for v in live])
+            self.pruned = self.report(step, {**row, self.monitor: aggregate})
         return self.stops()
 
     def stops(self) -> bool:

@@ -17,10 +17,11 @@ from optuna.distributions import CategoricalDistribution
 
 from sweeplab.config import ConfigError
 from sweeplab.engine.lifecycle import StudySpec
+from sweeplab.engine.pareto_pruning import ParetoPruner
 from sweeplab.engine.records import REPLICATES
 from sweeplab.engine.reference import StudyRef
 from sweeplab.engine.storage import study_name_problem
-from sweeplab.engine.study import PRUNERS, SAMPLERS, build_from
+from sweeplab.engine.study import SAMPLERS, build_from, optuna_pruner
 from sweeplab.registry import locate
 from sweeplab.sweeper.composer import TrialComposer
 from sweeplab.sweeper.replicates import AGGREGATES, Replication
@@ -106,7 +107,7 @@ def plan_sweep(
     with problems.check():
         grid = _grid(s, params)
     with problems.check():
-        build_from(PRUNERS, s.pruner, "hydra.sweeper.pruner")
+        optuna_pruner(s.pruner, len(objectives))
     if grid is not None or s.sampler["name"] != "grid":  # else the grid's problem is listed already
         with problems.check():
             context = {"search_space": grid} if s.sampler["name"] == "grid" else {}
@@ -341,17 +342,30 @@ def _objectives(s: SweeperSettings, contract: TaskContract | None) -> dict[str, 
 
 
 def _monitor(s: SweeperSettings, objectives: dict[str, str], contract: TaskContract | None) -> str | None:
+    """The objective the pruner watches: the only one, or `pruner.on` of several (sweeplab's rule,
+    engine.pareto_pruning, whose options are checked here)."""
     if s.pruner["name"] == "none" or not objectives:
         return None
-    first = next(iter(objectives))
-    if len(objectives) > 1:
+    on = s.pruner.get("on")
+    if len(objectives) > 1 and on is None:
         raise ConfigError(
-            "hydra.sweeper.pruner", "Optuna prunes single-objective studies only; use pruner none"
+            "hydra.sweeper.pruner",
+            f"a study of several objectives prunes on one of them: set hydra.sweeper.pruner.on to one of "
+            f"{', '.join(objectives)}, or use pruner none",
         )
-    if contract is not None and first not in contract.intermediate:
+    watched = next(iter(objectives)) if on is None else on
+    if watched not in objectives:
+        raise ConfigError(
+            "hydra.sweeper.pruner.on",
+            f"{watched!r} is not an objective{closest(watched, list(objectives))}; the study's objectives: "
+            f"{', '.join(objectives)}",
+        )
+    if contract is not None and watched not in contract.intermediate:
         raise ConfigError(
             "hydra.sweeper.pruner",
             f"pruning needs an objective the task reports during a run ({', '.join(contract.intermediate)})"
-            f", not {first!r}{closest(first, contract.intermediate)}",
+            f", not {watched!r}{closest(watched, contract.intermediate)}",
         )
-    return first
+    if len(objectives) > 1:
+        ParetoPruner.of(s.pruner, objectives, contract.known if contract is not None else ())
+    return watched

@@ -22,6 +22,9 @@ def current_reporter() -> Reporter | None:
 class TaskContract:
     metrics: tuple[str, ...]  # numbers the task returns, any of which can be an objective
     intermediate: tuple[str, ...] = ()  # metrics reported during a run, which a pruner can watch
+    # metrics a run knows before training (a parameter count), sent with each intermediate value: a study
+    # of several objectives prunes a trial only against trials no worse than it on them
+    known: tuple[str, ...] = ()
     check: Callable[[DictConfig], None] | None = None  # builds a trial's objects without data; raises
     pack: "Packing | None" = None  # how to run several trials as one (hydra.sweeper.pack)
 
@@ -41,16 +44,21 @@ def sweep_task(
     intermediate: Sequence[str] = (),
     check: Callable[[DictConfig], None] | None = None,
     pack: Packing | None = None,
+    known: Sequence[str] = (),
 ) -> Callable[[Callable], Callable]:
     """Declare what a Hydra task function returns, under `@hydra.main`:
 
     @hydra.main(...)
-    @sweep_task(metrics=["val_acc", "test_acc"], intermediate=["val_acc"])
+    @sweep_task(metrics=["val_acc", "test_acc"], intermediate=["val_acc"], known=["params"])
     def app(cfg): ...
+
+    `known`: metrics the task sends with each intermediate value, known before training (for a study of
+    several objectives that prunes on one of them).
     """
 
     def declare(task: Callable) -> Callable:
-        setattr(task, ATTRIBUTE, TaskContract(tuple(metrics), tuple(intermediate), check, pack))
+        contract = TaskContract(tuple(metrics), tuple(intermediate), tuple(known), check=check, pack=pack)
+        setattr(task, ATTRIBUTE, contract)
         return task
 
     return declare

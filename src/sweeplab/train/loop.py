@@ -178,7 +178,7 @@ def record_evaluation(
     if val.acc > outcome.best_val_acc:
         outcome.best_val_acc, outcome.best_step = val.acc, step
         outcome.best_state = weights()
-    if reporter is not None and reporter(step, row):
+    if reporter is not None and reporter(step, trial.reported(row)):
         outcome.status = "pruned"
     return row
 
@@ -208,7 +208,7 @@ def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outco
             loss_sum, correct = loss_sum.to(device), correct.to(device)
         log.info("resuming from step %d (%s)", resume["step"], recorder.output_dir)
         for row in recorder.history:  # the new trial in the study gets the values measured so far
-            if reporter is not None and reporter(int(row["step"]), row):
+            if reporter is not None and reporter(int(row["step"]), trial.reported(row)):
                 outcome.status, outcome.seconds = "pruned", elapsed_before
                 return outcome
     update = Update(trial.optimizer, scaled=scaler.is_enabled())  # after restore: it works on that state

@@ -3,6 +3,7 @@ what it returns (`Result`), and the reporter it tells each evaluation to. The tr
 (`sweeplab.train.loop`) and its resume checkpoint (`sweeplab.train.resume`) both build on these."""
 
 import contextlib
+import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from sweeplab.data import DataSplits, InputPipeline
+from sweeplab.models import count_parameters
 from sweeplab.optim import Schedule
 from sweeplab.train.evaluate import Evaluation, evaluate
 from sweeplab.train.options import TrainerOptions
@@ -49,6 +51,15 @@ class Trial:
         dtype = self.opts.autocast_dtype()
         # entering a disabled autocast costs as much as a small layer: at fp32, nothing to enter
         return contextlib.nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
+
+    @functools.cached_property
+    def params(self) -> int:
+        return count_parameters(self.model)
+
+    def reported(self, row: dict[str, float]) -> dict[str, float]:
+        """An evaluation's row as the reporter gets it: with what the run knew before training (its
+        parameter count, the task's `known` metric), by which a study of several objectives prunes."""
+        return {**row, "params": self.params}
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation:
         return evaluate(
