@@ -32,6 +32,7 @@ REPORTED, KNOWN = "reported", "known"  # pruning on one of several objectives (e
 # a study's
 SIGNATURE, STUDY_ID, COMMANDS = "sweeplab", "sweeplab_id", "commands"
 PLAN_QUEUED, SAMPLER_EXHAUSTED, SLURM_JOBS = "plan_queued", "sampler_exhausted", "slurm_jobs"
+CONSTRAINTS = "constraints"  # of a study's signature: {metric: "<= bound"} (sweeplab.sweeper.constraints)
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,10 @@ class StudyRecord:
     @property
     def objectives(self) -> dict[str, str]:
         return dict(self.signature.get("objectives") or {})
+
+    @property
+    def constraints(self) -> dict[str, str]:
+        return dict(self.signature.get(CONSTRAINTS) or {})
 
     @property
     def space(self) -> dict[str, str]:

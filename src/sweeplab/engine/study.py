@@ -7,7 +7,14 @@ from typing import Any
 import optuna
 
 from sweeplab.config import ConfigError, SweeplabError
-from sweeplab.engine.records import REPLICATES, SIGNATURE, Replicates, StudyRecord, describe_replicates
+from sweeplab.engine.records import (
+    CONSTRAINTS,
+    REPLICATES,
+    SIGNATURE,
+    Replicates,
+    StudyRecord,
+    describe_replicates,
+)
 from sweeplab.registry import Registry
 
 SAMPLERS: Registry = Registry("sampler", base=optuna.samplers.BaseSampler)
@@ -94,6 +101,13 @@ def check_same_study(
                 "with, or start a new study with hydra.sweeper.study_name=NEW_NAME "
                 "(nothing stored was changed)."
             )
+    if stored.get(CONSTRAINTS, {}) != signature.get(CONSTRAINTS, {}):
+        was, asked = (_bounds(c.get(CONSTRAINTS, {})) for c in (stored, signature))
+        raise SweeplabError(
+            f"study {name!r} in {where} was run with constraints {was}, not {asked}: its trials' "
+            "feasibility would mix. Resume it with the constraints it was run with, or start a new study "
+            "with hydra.sweeper.study_name=NEW_NAME (nothing stored was changed)."
+        )
     replicates = record.replicates, Replicates.read(signature.get(REPLICATES))  # None: one run a trial
     if replicates[0] != replicates[1]:
         was, asked = (describe_replicates(r) for r in replicates)
@@ -116,6 +130,10 @@ def check_same_study(
     if "fixed" not in stored or changed:
         study.set_user_attr(SIGNATURE, {**stored, "fixed": signature["fixed"]})
     return changed
+
+
+def _bounds(constraints: Mapping[str, str]) -> str:
+    return ", ".join(f"{m} {b}" for m, b in constraints.items()) or "none"
 
 
 def _differences(stored: Mapping[str, Any], asked: Mapping[str, Any]) -> str:

@@ -40,6 +40,7 @@ from sweeplab.report.stats import prediction_interval
 from sweeplab.report.tables import OUTCOME, Statistics, Table, build_table, marginals
 from sweeplab.run_records import problems
 from sweeplab.stopping import signals_raise
+from sweeplab.sweeper.constraints import parse_constraints
 
 log = logging.getLogger(__name__)
 FORMATS = {"md": render.to_markdown, "tex": render.to_latex, "csv": render.to_csv, "html": render.to_html}
@@ -146,6 +147,7 @@ def write_report(
             "",
         ]
     objectives = StudyRecord.of(studies[0]).objectives
+    constraints = list(parse_constraints(StudyRecord.of(studies[0]).constraints, None).values())
     tables = []
     for i, table_spec in enumerate(specs, start=1):
         marked = ablation or table_spec.get("ablation", False)
@@ -164,6 +166,7 @@ def write_report(
             delta=table_spec.get("delta", True),
             statistics=statistics,
             pareto=objectives if len(objectives) > 1 else None,
+            constraints=constraints,
         )
         title = table_spec.get("title")
         lines += [f"## Table {i}: {title}" if title else "## Table", ""]

@@ -37,8 +37,9 @@ def pareto_section(study: optuna.Study, table: Table, spec: Mapping[str, Any], o
     marks = table.pareto
     assert marks is not None
     objectives, directions = list(marks.objectives), list(marks.objectives.values())
-    means = table.rows[objectives].to_numpy(dtype=float)
-    samples = [[table.samples[o][i] for o in objectives] for i in range(len(means))]
+    feasible = [i for i in range(len(table.rows)) if i not in marks.infeasible]  # the front is of these
+    means = table.rows[objectives].to_numpy(dtype=float)[feasible]
+    samples = [[table.samples[o][i] for o in objectives] for i in feasible]
     given = spec.get("reference")
     reference = reference_point(means, directions, given)
     volume = hypervolume(losses(means, directions), reference)
@@ -58,7 +59,7 @@ def pareto_section(study: optuna.Study, table: Table, spec: Mapping[str, Any], o
     lines = [
         "## Pareto front",
         "",
-        f"- on the front of the means ({len(marks.front)} of {len(means)} rows): {front}",
+        f"- on the front of the means ({len(marks.front)} of {len(table.rows)} rows): {front}",
     ]
     if marks.tested:
         lines.append(
@@ -101,6 +102,9 @@ def _front_figure(table: Table) -> plt.Figure:
     for ax, (a, b) in zip(axes[0], pairs, strict=True):
         x, y = (table.rows[objectives[k]].to_numpy(dtype=float) for k in (a, b))
         for i in range(len(x)):
+            if i in marks.infeasible:
+                ax.plot(x[i], y[i], "x", color="0.5", ms=5)
+                continue
             on_front, kept = i in marks.front, i in marks.undominated or not marks.tested
             xerr, yerr = (_error(table, objectives[k], i) for k in (a, b))
             ax.errorbar(
@@ -108,7 +112,8 @@ def _front_figure(table: Table) -> plt.Figure:
                 color="C3" if on_front else "C0", mfc="C3" if on_front else ("white" if kept else "C0"),
                 alpha=1.0 if kept else 0.25, ms=6 if on_front else 4, elinewidth=0.8,
             )  # fmt: skip
-        stairs = _staircase(x, y, [marks.objectives[objectives[k]] for k in (a, b)])
+        shown = np.array([i not in marks.infeasible for i in range(len(x))])
+        stairs = _staircase(x[shown], y[shown], [marks.objectives[objectives[k]] for k in (a, b)])
         ax.plot(stairs[:, 0], stairs[:, 1], color="C3", lw=1, label="front of this pair")
         for k, axis in ((a, ax.set_xlabel), (b, ax.set_ylabel)):
             better = "higher" if marks.objectives[objectives[k]] == "maximize" else "lower"
@@ -141,7 +146,11 @@ def _staircase(x: np.ndarray, y: np.ndarray, directions: list[str]) -> np.ndarra
 
 def _history(study: optuna.Study, objectives: list[str], reference: np.ndarray) -> plt.Figure | None:
     """The hypervolume of the completed trials so far (each trial's values: its runs' means)."""
-    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.values]
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "COMPLETE" and t.values and all(v <= 0 for v in t.constraints.values())
+    ]
     if len(done) < 2:
         return None
     directions = [
@@ -152,7 +161,10 @@ def _history(study: optuna.Study, objectives: list[str], reference: np.ndarray) 
     ax.step([t.number for t in done], volumes, where="post")
     ax.set_xlabel("trial number")
     ax.set_ylabel("hypervolume")
-    ax.set_title(f"Hypervolume of the trials so far ({', '.join(map(label, objectives))})")
+    feasible = (
+        " (those meeting the constraints)" if study.user_attrs.get("sweeplab", {}).get("constraints") else ""
+    )
+    ax.set_title(f"Hypervolume of the trials so far{feasible} ({', '.join(map(label, objectives))})")
     return figure
 
 

@@ -9,7 +9,7 @@ hypervolume are used, on the rows' means (as losses: a maximized objective negat
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from optuna._hypervolume import compute_hypervolume
@@ -35,6 +35,7 @@ class ParetoMarks:
     undominated: list[int]  # rows no other row dominates significantly (all rows on the front among them)
     tested: bool  # some rows have n >= 2: the significance was tested; else the marks ignore noise
     level: float
+    infeasible: list[int] = field(default_factory=list)  # rows whose means break a constraint: unmarked
 
     def mark(self, row: int) -> str:
         if row in self.front:
@@ -44,13 +45,15 @@ class ParetoMarks:
     def legend(self) -> str:
         names = " and ".join(f"{o} ({d}d)" for o, d in self.objectives.items())
         text = f"Pareto ({names}): {FRONT} on the front of the rows' means"
+        if self.infeasible:
+            text += ", of the rows that meet the constraints"
         if not self.tested:
             return text + "; one run per row, so the marks ignore the runs' noise."
         return (
             f"{text}; {UNDOMINATED} off it, but no row dominates it significantly (better on every "
             f"objective, each by Welch's t, two-sided p < {1 - self.level:.2g}, no correction over the pairs "
             "of rows): the front cannot be told from these rows at this level. Unmarked rows are dominated "
-            "significantly."
+            "significantly" + (" or break a constraint." if self.infeasible else ".")
         )
 
 
@@ -93,19 +96,26 @@ def significantly_better(runs: Sequence[Sequence[float]], direction: str, level:
 
 
 def mark_rows(
-    means: np.ndarray, samples: Sequence[Runs], objectives: Mapping[str, str], level: float
+    means: np.ndarray,
+    samples: Sequence[Runs],
+    objectives: Mapping[str, str],
+    level: float,
+    infeasible: Sequence[int] = (),
 ) -> ParetoMarks:
-    """`means` rows x objectives; `samples[row][objective]` that row's runs."""
+    """`means` rows x objectives; `samples[row][objective]` that row's runs. Rows `infeasible` (their
+    means break a constraint) are neither marked nor dominate others: the front is of the feasible."""
     directions = list(objectives.values())
-    front = front_of(losses(means, directions))
-    finite = np.isfinite(means).all(axis=1)
+    feasible_means = means.copy()
+    feasible_means[list(infeasible)] = np.nan
+    front = front_of(losses(feasible_means, directions))
+    finite = np.isfinite(feasible_means).all(axis=1)
     dominated = np.ones((len(means), len(means)), dtype=bool)  # [j, i]: j dominates i significantly
     for k, direction in enumerate(directions):
         dominated &= significantly_better([row[k] for row in samples], direction, level)
     dominated &= finite[:, None] & finite[None, :]
     undominated = [i for i in range(len(means)) if finite[i] and not dominated[:, i].any()]
     tested = any(min(len(r) for r in samples[i]) >= 2 for i in range(len(means)) if finite[i])
-    return ParetoMarks(dict(objectives), front, undominated, tested, level)
+    return ParetoMarks(dict(objectives), front, undominated, tested, level, sorted(infeasible))
 
 
 def reference_point(

@@ -17,6 +17,7 @@ CHANGED = "†"  # Markdown's marker for a cell that differs from the row it is 
 KEPT = "‡"  # ... for such a cell whose change the rows after it kept
 SIGNIFICANT = "*"  # a change whose interval excludes 0 (after Holm's correction where asked)
 TIED = "≈"  # a row not significantly worse than the best
+INFEASIBLE = "✗"  # a row whose mean breaks one of the study's constraints
 
 
 def format_value(value: object) -> str:
@@ -87,6 +88,9 @@ def legend(table: Table) -> list[str]:
         )
     if table.pareto is not None:
         lines.append(table.pareto.legend())
+    if table.constraints:
+        bounds = ", ".join(map(str, table.constraints))
+        lines.append(f"Constraints ({bounds}, on the row's mean): ✓ met, {INFEASIBLE} broken.")
     return lines
 
 
@@ -108,6 +112,8 @@ def cells(table: Table) -> list[list[str]]:
             row.append("–" if table.reference[i] is None else format_change(change, table.delta.iloc[i]))
         if table.pareto is not None:
             row.append(table.pareto.mark(i))
+        if table.constraints:
+            row.append(INFEASIBLE if i in table.infeasible else "✓")
         rows.append(row)
     return rows
 
@@ -137,6 +143,7 @@ def header(table: Table) -> list[str]:
         + (["n"] if max(table.n) > 1 else [])
         + ([f"Δ {table.headers[first]}"] if table.delta is not None else [])
         + (["Pareto"] if table.pareto is not None else [])
+        + (["Constraints"] if table.constraints else [])
     )
 
 
@@ -229,6 +236,8 @@ def to_csv(table: Table) -> str:
         frame["not_significantly_dominated"] = [
             (i in table.pareto.undominated) if tested else None for i in range(len(frame))
         ]
+    if table.constraints:
+        frame["meets_constraints"] = [i not in table.infeasible for i in range(len(frame))]
     frame["trials"] = [" ".join(map(str, t)) for t in table.trials]
     return frame.to_csv(index=False)
 
@@ -321,5 +330,6 @@ def _latex_escape(text: str) -> str:
         "†": "$\\dagger$",
         "◆": "$\\blacklozenge$",  # amssymb
         "◇": "$\\lozenge$",
+        "✗": "$\\times$",
     }
     return "".join(replacements.get(ch, ch) for ch in text)

@@ -11,6 +11,7 @@ from sweeplab.config import SweeplabError
 from sweeplab.report.frame import python_value
 from sweeplab.report.pareto import ParetoMarks, mark_rows
 from sweeplab.report.stats import Change, Interval, bounds_of, holm, mean_interval, welch
+from sweeplab.sweeper.constraints import Constraint
 
 # Headers as people write them in reports; any other column keeps its key.
 HEADERS = {
@@ -80,6 +81,8 @@ class Table:
     tied: dict[str, list[int]] = field(default_factory=dict)  # metric -> rows not worse than its best
     comparisons: int = 0  # tests made (what Holm's correction is over)
     pareto: ParetoMarks | None = None  # a multi-objective table's front and significance marks
+    constraints: list[Constraint] = field(default_factory=list)  # the study's (hydra.sweeper.constraints)
+    infeasible: list[int] = field(default_factory=list)  # rows whose means break one of them
 
     @property
     def delta(self) -> pd.Series | None:
@@ -114,6 +117,7 @@ def build_table(
     delta: bool = True,
     statistics: Statistics | None = None,
     pareto: Mapping[str, str] | None = None,
+    constraints: Sequence[Constraint] = (),
 ) -> Table:
     """One row per configuration, in sweep order (setup order, else by first trial) or, with `sort_rows`,
     by their values; trials that differ only in `replicate_key` are one row (mean, std, n). Without
@@ -123,7 +127,8 @@ def build_table(
     each setup's configurations, the one with the best mean of that metric (a choice on validation);
     `values` maps a column's values to the text shown for them. `pareto` (objective -> direction, two or
     more of the table's metrics) marks the rows on the front of the means and those no row dominates
-    significantly (sweeplab.report.pareto)."""
+    significantly (sweeplab.report.pareto); `constraints` marks the rows whose means break one (they are
+    left out of the front)."""
     kept = _where(frame[frame["state"].isin(states)], where or {})
     metrics = _expand_metrics(metrics, kept, frame.attrs["metrics"])
     studies = {name: i for i, name in enumerate(dict.fromkeys(frame["study"]))}  # in the order given
@@ -182,6 +187,13 @@ def build_table(
         _mark_ablation(table, records)
         table.show_delta = delta
     _add_statistics(table)
+    usable = [c for c in constraints if c.metric in kept]
+    if usable:
+        bounded = grouped[[c.metric for c in usable]].mean().loc[order].reset_index(drop=True)
+        table.constraints = usable
+        table.infeasible = [
+            i for i in range(len(rows)) if not all(c.met(float(bounded[c.metric].iloc[i])) for c in usable)
+        ]
     if pareto and len(pareto) > 1 and set(pareto) <= set(metrics):
         objectives = list(pareto)
         table.pareto = mark_rows(
@@ -189,6 +201,7 @@ def build_table(
             [[table.samples[o][i] for o in objectives] for i in range(len(rows))],
             pareto,
             table.statistics.level,
+            table.infeasible,
         )
     return table
 

@@ -88,6 +88,7 @@ class SweepController:
         s = self.s
         self.sweep_dir = self._sweep_dir()
         self.composer, self.objectives, self.monitor = plan.composer, plan.objectives, plan.monitor
+        self.constraints = plan.constraints
         self.replication = plan.replication
 
         def check_folders(study_id: str, trials: list) -> None:  # before a new study is kept
@@ -284,6 +285,11 @@ class SweepController:
         values = [float(metrics[m]) for m in self.objectives]
         if not all(math.isfinite(v) for v in values):
             return self._failed(trial, f"objective values are not finite: {values}")
+        for metric, constraint in self.constraints.items():  # read by Optuna's samplers and best_trials
+            value = metrics.get(metric)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                return self._failed(trial, f"the run reported no finite {metric} for its constraint")
+            trial.set_constraint(metric, constraint.violation(float(value)))
         self.ran["COMPLETE"] += 1
         self.shared.complete(trial, values)
         shown = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, values, strict=True))

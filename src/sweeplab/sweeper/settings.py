@@ -111,6 +111,9 @@ class SweeperSettings:
     # against the sampler's signature when it is built (sweeplab.engine.study.build_from)
     sampler: Any = field(default_factory=lambda: {"name": "tpe", "seed": None})
     pruner: Any = field(default_factory=lambda: {"name": "none"})  # likewise: hyperband = {name: hyperband}
+    # bounds on metrics the task returns, {params: "<= 100000"}: Optuna's samplers steer away from trials
+    # that break them and its Pareto front is of those that meet them (sweeplab.sweeper.constraints)
+    constraints: dict[str, Any] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)  # key: Hydra sweep expression
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # configurations to run first (a baseline)
     # an ordered list of configurations ({key: value, name: ...}), run in this order for each combination

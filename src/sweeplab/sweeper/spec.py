@@ -8,7 +8,7 @@ import os
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, overload
 
 from hydra.types import HydraContext
@@ -18,12 +18,13 @@ from optuna.distributions import CategoricalDistribution
 from sweeplab.config import ConfigError
 from sweeplab.engine.lifecycle import StudySpec
 from sweeplab.engine.pareto_pruning import ParetoPruner
-from sweeplab.engine.records import REPLICATES
+from sweeplab.engine.records import CONSTRAINTS, REPLICATES
 from sweeplab.engine.reference import StudyRef
 from sweeplab.engine.storage import study_name_problem
 from sweeplab.engine.study import SAMPLERS, build_from, optuna_pruner
 from sweeplab.registry import locate
 from sweeplab.sweeper.composer import TrialComposer
+from sweeplab.sweeper.constraints import Constraint, parse_constraints, stored
 from sweeplab.sweeper.replicates import AGGREGATES, Replication
 from sweeplab.sweeper.settings import SweeperSettings
 from sweeplab.sweeper.setups import Setup, expand_setups, plan_trials
@@ -50,6 +51,7 @@ class SweepPlan:
     objectives: dict[str, str]  # metric -> direction, in the order given
     monitor: str | None  # the metric reported to the pruner
     replication: Replication | None = None  # hydra.sweeper.replicates above 1
+    constraints: dict[str, Constraint] = field(default_factory=dict)  # hydra.sweeper.constraints
 
 
 def plan_sweep(
@@ -108,6 +110,9 @@ def plan_sweep(
         grid = _grid(s, params)
     with problems.check():
         optuna_pruner(s.pruner, len(objectives))
+    constraints: dict[str, Constraint] = {}
+    with problems.check():
+        constraints = parse_constraints(s.constraints, contract.metrics if contract is not None else None)
     if grid is not None or s.sampler["name"] != "grid":  # else the grid's problem is listed already
         with problems.check():
             context = {"search_space": grid} if s.sampler["name"] == "grid" else {}
@@ -141,9 +146,11 @@ def plan_sweep(
             reachable(composer.composed(tuple(fixed)))
     problems.raise_if_any()
     spec = _spec(s, config, composer, objectives, params, setups, set_keys, fixed, grid)
+    if constraints:  # part of what the study is: a resume with others would mix feasibilities
+        spec.signature[CONSTRAINTS] = stored(constraints)
     if replication is not None:  # a resumed study with other replicates is refused, like other changes
         spec.signature[REPLICATES] = replication.stored().to_attr()
-    return SweepPlan(spec, composer, objectives, monitor, replication)
+    return SweepPlan(spec, composer, objectives, monitor, replication, constraints)
 
 
 def _replication(
