@@ -51,8 +51,9 @@ class ParetoMarks:
             return text + "; one run per row, so the marks ignore the runs' noise."
         return (
             f"{text}; {UNDOMINATED} off it, but no row dominates it significantly (better on every "
-            f"objective, each by Welch's t, two-sided p < {1 - self.level:.2g}, no correction over the pairs "
-            "of rows): the front cannot be told from these rows at this level. Unmarked rows are dominated "
+            f"objective by Welch's t, two-sided p < {1 - self.level:.2g}, or equal on one whose runs all "
+            "agree, such as a parameter count; no correction over the pairs of rows): the front cannot be "
+            "told from these rows at this level. Unmarked rows are dominated "
             "significantly" + (" or break a constraint." if self.infeasible else ".")
         )
 
@@ -71,11 +72,14 @@ def front_of(loss: np.ndarray) -> list[int]:
     return sorted(int(i) for i in finite[on_front])
 
 
-def significantly_better(runs: Sequence[Sequence[float]], direction: str, level: float) -> np.ndarray:
-    """[j, i]: whether row j's mean is better than row i's and Welch's t finds the difference significant
-    (two-sided p < 1 - level), for every pair of rows at once: sweeplab.report.stats.welch for each pair would
-    take seconds on a table of 200 rows. Rows with fewer than two runs are never significantly apart;
-    two rows whose runs all agree (a parameter count) are whenever their values differ."""
+def compare_rows(
+    runs: Sequence[Sequence[float]], direction: str, level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every pair of rows at once ([j, i]; sweeplab.report.stats.welch per pair would take seconds on
+    200 rows): whether row j is significantly better than row i (its mean better, Welch's t two-sided
+    p < 1 - level), and whether the two are certainly equal (runs that all agree, on the same value: a
+    parameter count). Rows with fewer than two runs are never either; rows whose runs all agree are
+    significantly apart whenever their values differ."""
     from scipy import stats
 
     values = [np.asarray([v for v in r if v is not None and math.isfinite(v)], dtype=float) for r in runs]
@@ -92,7 +96,7 @@ def significantly_better(runs: Sequence[Sequence[float]], direction: str, level:
     p = np.where(se2 == 0, np.where(delta != 0, 0.0, 1.0), p)  # no spread at all: as sweeplab's welch
     enough = (n >= 2)[:, None] & (n >= 2)[None, :]
     better = delta < 0 if direction == "minimize" else delta > 0
-    return enough & better & (p < 1 - level)
+    return enough & better & (p < 1 - level), enough & (se2 == 0) & (delta == 0)
 
 
 def mark_rows(
@@ -109,10 +113,15 @@ def mark_rows(
     feasible_means[list(infeasible)] = np.nan
     front = front_of(losses(feasible_means, directions))
     finite = np.isfinite(feasible_means).all(axis=1)
-    dominated = np.ones((len(means), len(means)), dtype=bool)  # [j, i]: j dominates i significantly
+    # [j, i]: j dominates i significantly: on every objective significantly better or certainly equal,
+    # and better on one
+    no_worse = np.ones((len(means), len(means)), dtype=bool)
+    better_once = np.zeros((len(means), len(means)), dtype=bool)
     for k, direction in enumerate(directions):
-        dominated &= significantly_better([row[k] for row in samples], direction, level)
-    dominated &= finite[:, None] & finite[None, :]
+        better, equal = compare_rows([row[k] for row in samples], direction, level)
+        no_worse &= better | equal
+        better_once |= better
+    dominated = no_worse & better_once & finite[:, None] & finite[None, :]
     undominated = [i for i in range(len(means)) if finite[i] and not dominated[:, i].any()]
     tested = any(min(len(r) for r in samples[i]) >= 2 for i in range(len(means)) if finite[i])
     return ParetoMarks(dict(objectives), front, undominated, tested, level, sorted(infeasible))

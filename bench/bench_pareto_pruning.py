@@ -1,0 +1,103 @@
+"""Pruning a study of two objectives (issue 39's acceptance; not a test: it runs two whole studies).
+
+`sweeps/mnist1d_pareto.yaml` (val_acc against params, 3 replicates a trial) with 40 trials, twice in one
+run: without a pruner, and with `pruner: {name: median, on: val_acc}` (sweeplab.engine.pareto_pruning).
+Measured: the training steps both studies took (every replicate's, pruned ones up to where they stopped),
+and the hypervolume of each study's front of means, against the same reference point (the unpruned
+study's default), with the unpruned one's bootstrap interval over replicates.
+
+    python bench/bench_pareto_pruning.py [--trials 40] [--startup 5] [--warmup 200] [--steps 1000]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from sweeplab.report.frame import trials_frame
+from sweeplab.report.pareto import hypervolume, hypervolume_interval, losses, reference_point
+from sweeplab.report.tables import build_table
+
+SWEEPLAB = str(Path(sys.executable).with_name("sweeplab"))
+OBJECTIVES = {"val_acc": "maximize", "params": "minimize"}
+
+
+def study(work: Path, name: str, extra: list[str], trials: int) -> tuple[optuna.Study, float]:
+    env = dict(os.environ, SWEEPLAB_STUDIES_DIR=str(work / "studies"))
+    env.setdefault("SWEEPLAB_DATA_DIR", str(Path("data").absolute()))
+    args = [
+        "train",
+        "sweep=mnist1d_pareto",
+        f"hydra.sweeper.study_name={name}",
+        f"hydra.sweeper.n_trials={trials}",
+    ]
+    start = time.perf_counter()
+    done = subprocess.run(
+        [SWEEPLAB, *args, "trainer.progress=false", *extra], cwd=work, env=env, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise SystemExit(f"{name} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    loaded = optuna.load_study(study_name=name, storage=f"sqlite:///{work}/studies/{name}.db")
+    return loaded, time.perf_counter() - start
+
+
+def measured(s: optuna.Study) -> tuple[int, np.ndarray, list]:
+    """The study's training steps (every run's), its rows' means and runs (completed trials only)."""
+    frame = trials_frame(s)
+    steps = int(frame.loc[frame["state"].isin(["COMPLETE", "PRUNED"]), "steps"].sum())
+    table = build_table(frame, OBJECTIVES, pareto=OBJECTIVES)
+    means = table.rows[list(OBJECTIVES)].to_numpy(dtype=float)
+    samples = [[table.samples[o][i] for o in OBJECTIVES] for i in range(len(means))]
+    return steps, means, samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--startup", type=int, default=5, help="the pruner's n_startup_trials")
+    parser.add_argument("--warmup", type=int, default=200, help="the pruner's n_warmup_steps")
+    parser.add_argument("--steps", type=int, default=1000, help="steps a run (the sweep's: 1000)")
+    args = parser.parse_args()
+    budget = [f"trainer.max_steps={args.steps}"]
+    pruner = [
+        "hydra.sweeper.pruner.name=median",
+        "+hydra.sweeper.pruner.on=val_acc",
+        f"+hydra.sweeper.pruner.n_startup_trials={args.startup}",
+        f"+hydra.sweeper.pruner.n_warmup_steps={args.warmup}",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        plain, plain_s = study(work, "unpruned", budget, args.trials)
+        pruned, pruned_s = study(work, "pruned", [*budget, *pruner], args.trials)
+        (steps_u, means_u, samples_u), (steps_p, means_p, _) = measured(plain), measured(pruned)
+    directions = list(OBJECTIVES.values())
+    reference = reference_point(means_u, directions, None)
+    volume_u = hypervolume(losses(means_u, directions), reference)
+    volume_p = hypervolume(losses(means_p, directions), reference)
+    interval = hypervolume_interval(samples_u, directions, reference, 0.95)
+    print(f"\n{args.trials} trials of sweeps/mnist1d_pareto.yaml (3 replicates each), both in one run:\n")
+    print("| study | wall time | training steps | trials pruned | hypervolume of the means' front |")
+    print("| --- | --- | --- | --- | --- |")
+    pruned_n = sum(t.state.name == "PRUNED" for t in pruned.trials)
+    print(
+        f"| no pruner | {plain_s:.0f} s | {steps_u:,} | 0 "
+        f"| {volume_u:.4g} [{interval.low:.4g}, {interval.high:.4g}] |"
+    )
+    print(f"| median on val_acc | {pruned_s:.0f} s | {steps_p:,} | {pruned_n} | {volume_p:.4g} |")
+    saved = 1 - steps_p / steps_u
+    inside = interval.low <= volume_p <= interval.high
+    print(
+        f"\npruning saved {saved:.0%} of the training steps (target: at least 35%); the pruned study's "
+        f"hypervolume is {'inside' if inside else 'OUTSIDE'} the unpruned one's 95% interval (bootstrap over "
+        f"replicates); reference point val_acc {-reference[0]:.4g}, params {reference[1]:.4g}"
+    )
+
+
+if __name__ == "__main__":
+    main()
