@@ -2,7 +2,6 @@
 the partition exists, the storage is one that several machines can share and the compute nodes can
 reach, and the folders the jobs write to are shared with them."""
 
-import ipaddress
 import os
 import shutil
 import socket
@@ -11,10 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy
-
 from sweeplab.config import SweeplabError
-from sweeplab.engine.storage import masked, storage_kind
+from sweeplab.engine.backends import backend_of
 from sweeplab.sweeper.settings import SlurmSettings
 from sweeplab.sweeper.validate import closest
 
@@ -76,15 +73,8 @@ def check_settings(slurm: SlurmSettings, storage_url: str) -> list[str]:
             f"hydra.sweeper.slurm.signal_delay_s: {slurm.signal_delay_s} s must be within the time limit "
             f"(timeout_min {slurm.timeout_min})"
         )
-    if storage_kind(storage_url) == "sqlite":
-        problems.append(
-            f"hydra.sweeper.storage: {masked(storage_url)} is SQLite, which cannot hold a study that jobs on "
-            "several machines share (its file locks do not hold over a network filesystem, so trials would "
-            "run twice or the file be corrupted): use a PostgreSQL database, "
-            "hydra.sweeper.storage=postgresql://USER:PASSWORD@HOST/DB (recommended), or a journal file "
-            "on the shared filesystem, hydra.sweeper.storage=journal:///shared/path/STUDY.log"
-        )
-    return problems
+    problem = backend_of(storage_url).several_machines_problem()
+    return [*problems, problem] if problem else problems
 
 
 def check_submission(
@@ -106,15 +96,11 @@ def check_submission(
     nodes = {node.split(".")[0] for node in cluster.partitions.get(partition or "", set())}
     here = (here or socket.gethostname()).split(".")[0]  # SLURM names nodes by their short names
     if nodes and nodes != {here}:  # the jobs run on other machines than this one
-        if storage_kind(storage_url) == "postgresql" and _loopback(storage_url):
-            problems.append(
-                f"hydra.sweeper.storage: {masked(storage_url)} names this machine by a local address; the "
-                f"compute nodes ({', '.join(sorted(nodes)[:3])}...) cannot reach it there: give the server's "
-                "network name"
-            )
-        shared = [("the storage's journal file", Path(storage_url.removeprefix("journal://")))]
-        shared = shared if storage_kind(storage_url) == "journal" else []
-        for what, path in [*shared, *((f"the output folder {p}", p) for p in folders)]:
+        backend = backend_of(storage_url)
+        unreachable = backend.unreachable_from_nodes(sorted(nodes))
+        if unreachable:
+            problems.append(unreachable)
+        for what, path in [*backend.shared_files(), *((f"the output folder {p}", p) for p in folders)]:
             if _node_local(path):
                 problems.append(
                     f"{what} is on this machine's own disk ({path}), which the compute nodes do not "
@@ -138,18 +124,6 @@ def _counts(slurm: SlurmSettings) -> list[tuple[str, float | None, int]]:
         ("gpus_per_node", slurm.gpus_per_node, 0),
         ("array_parallelism", slurm.array_parallelism, 1),
     ]
-
-
-def _loopback(url: str) -> bool:
-    host = sqlalchemy.engine.make_url(url).host
-    if not host or host.startswith("/"):
-        return True  # a Unix socket of this machine
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _node_local(path: Path) -> bool:
