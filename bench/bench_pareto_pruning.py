@@ -7,6 +7,7 @@ and the hypervolume of each study's front of means, against the same reference p
 study's default), with the unpruned one's bootstrap interval over replicates.
 
     python bench/bench_pareto_pruning.py [--trials 40] [--startup 5] [--warmup 200] [--steps 1000]
+        [--percentile 25]
 """
 
 import argparse
@@ -63,10 +64,16 @@ def main() -> None:
     parser.add_argument("--startup", type=int, default=5, help="the pruner's n_startup_trials")
     parser.add_argument("--warmup", type=int, default=200, help="the pruner's n_warmup_steps")
     parser.add_argument("--steps", type=int, default=1000, help="steps a run (the sweep's: 1000)")
+    parser.add_argument(
+        "--percentile", type=float, help="the percentile rule (top percent kept), not the median"
+    )
     args = parser.parse_args()
     budget = [f"trainer.max_steps={args.steps}"]
+    rule = ["hydra.sweeper.pruner.name=median"]
+    if args.percentile is not None:
+        rule = ["hydra.sweeper.pruner.name=percentile", f"+hydra.sweeper.pruner.percentile={args.percentile}"]
     pruner = [
-        "hydra.sweeper.pruner.name=median",
+        *rule,
         "+hydra.sweeper.pruner.on=val_acc",
         f"+hydra.sweeper.pruner.n_startup_trials={args.startup}",
         f"+hydra.sweeper.pruner.n_warmup_steps={args.warmup}",
@@ -89,7 +96,8 @@ def main() -> None:
         f"| no pruner | {plain_s:.0f} s | {steps_u:,} | 0 "
         f"| {volume_u:.4g} [{interval.low:.4g}, {interval.high:.4g}] |"
     )
-    print(f"| median on val_acc | {pruned_s:.0f} s | {steps_p:,} | {pruned_n} | {volume_p:.4g} |")
+    name = "median" if args.percentile is None else f"percentile {args.percentile:g}"
+    print(f"| {name} on val_acc | {pruned_s:.0f} s | {steps_p:,} | {pruned_n} | {volume_p:.4g} |")
     saved = 1 - steps_p / steps_u
     inside = interval.low <= volume_p <= interval.high
     print(
