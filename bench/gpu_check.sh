@@ -15,11 +15,12 @@
 #   DRY=1 bash bench/gpu_check.sh        # every step at a tiny size on this CPU: no typo survives to the GPU
 # On the device machine (the `run` tool): command "bash bench/gpu_check.sh", carry
 # [".whl", "data/cifar10-jpeg.tar.gz", "data/mnist1d"] (not data/image_folders: a cache, over the limit).
-# ONLY="suite pack" runs those steps alone (their names as in the list above): the first run on an
-# H200 (2026-12-04) needed more than one call's 10 minutes for all of them. With 15 device minutes, two
-# calls on one warm machine: ONLY="suite startup" (about 6 min), then ONLY="step pack determinism"
-# (about 7 min). Sizes and limits from the environment: FAILING_WORKERS, FAILING_S, PACK_S, PACK_EXTRA
-# (e.g. --no-mnist1d), BIG (trials of the large pack, 0: none), NETS, DETERMINISM_S.
+# ONLY="suite pack" runs those steps alone (their names as in the list above): all of them need more
+# than one call's 10 minutes. Next: the tests of the process lifecycle that had not ended, or failed,
+# under 6-12 test processes sharing the GPU (docs/performance.md, On a GPU), alone and under less load:
+# ONLY=failing FAILING_WORKERS=4 FAILING_S=300; then the packing figures after the data-loading cut:
+# ONLY=pack BIG=0 PACK_S=200. Sizes and limits from the environment: FAILING_WORKERS, FAILING_S, PACK_S,
+# PACK_EXTRA (e.g. --no-mnist1d), BIG (trials of the large pack, 0: none), NETS, DETERMINISM_S.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
