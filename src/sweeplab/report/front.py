@@ -4,6 +4,7 @@ objective's hyperparameter importance."""
 
 import io
 import itertools
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optuna
 
+from sweeplab.engine.records import StudyRecord
 from sweeplab.files import write_atomic
 from sweeplab.report import render
 from sweeplab.report.figures import importance, label
@@ -23,7 +25,6 @@ from sweeplab.report.pareto import (
     format_volume,
     front_of,
     hypervolume,
-    hypervolume_history,
     hypervolume_interval,
     losses,
     reference_point,
@@ -76,10 +77,7 @@ def pareto_section(study: optuna.Study, table: Table, spec: Mapping[str, Any], o
         )
         + f"; reference point ({point}): {where}"
     )
-    figures = {
-        "pareto_front": _front_figure(table),
-        "hypervolume_history": _history(study, objectives, reference),
-    }
+    figures = {"pareto_front": _front_figure(table), "hypervolume_history": _history(study, in_units)}
     for k, objective in enumerate(objectives[1:], start=1):
         figures[f"importance_{objective}"] = importance(study, objective, k)
     lines.append("")
@@ -144,28 +142,19 @@ def _staircase(x: np.ndarray, y: np.ndarray, directions: list[str]) -> np.ndarra
     return losses(np.array(vertices), directions)  # negating twice restores a maximized value
 
 
-def _history(study: optuna.Study, objectives: list[str], reference: np.ndarray) -> plt.Figure | None:
-    """The hypervolume of the completed trials so far (each trial's values: its runs' means)."""
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False)
-        if t.state.name == "COMPLETE" and t.values and all(v <= 0 for v in t.constraints.values())
-    ]
-    if len(done) < 2:
+def _history(study: optuna.Study, reference: np.ndarray) -> plt.Figure | None:
+    """Optuna's hypervolume history (its feasible trials' values: each trial's runs' means), against the
+    table's reference point in the objectives' own units."""
+    if sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)) < 2:
         return None
-    directions = [
-        "minimize" if d == optuna.study.StudyDirection.MINIMIZE else "maximize" for d in study.directions
-    ]
-    volumes = hypervolume_history([t.values for t in done], directions, reference)
-    figure, ax = plt.subplots(figsize=(6, 3.4))
-    ax.step([t.number for t in done], volumes, where="post")
-    ax.set_xlabel("trial number")
-    ax.set_ylabel("hypervolume")
-    feasible = (
-        " (those meeting the constraints)" if study.user_attrs.get("sweeplab", {}).get("constraints") else ""
-    )
-    ax.set_title(f"Hypervolume of the trials so far{feasible} ({', '.join(map(label, objectives))})")
-    return figure
+    # experimental in Optuna 5 (the figure is what we show, not an API); it sets its ggplot style for the
+    # whole process, which rc_context takes back once the figure is drawn
+    with warnings.catch_warnings(), matplotlib.rc_context():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = optuna.visualization.matplotlib.plot_hypervolume_history(study, reference_point=list(reference))
+    feasible = " (trials meeting the constraints)" if StudyRecord.of(study).constraints else ""
+    ax.set_title(f"Hypervolume of the trials so far{feasible}")
+    return ax.figure
 
 
 def _save(figure: plt.Figure, out: Path, name: str) -> None:

@@ -173,13 +173,5 @@ def hypervolume_interval(
     return Interval(float(low), float(high), f"bootstrap, percentile, {HYPERVOLUME_RESAMPLES} resamples")
 
 
-def hypervolume_history(
-    values: Sequence[Sequence[float]], directions: Sequence[str], reference: np.ndarray
-) -> list[float]:
-    """The hypervolume of the first k completed trials, for each k (the study's progress)."""
-    loss = losses(np.asarray(values, dtype=float), directions)
-    return [hypervolume(loss[: k + 1], reference) for k in range(len(loss))]
-
-
 def format_volume(value: float) -> str:
     return f"{value:.4g}" if math.isfinite(value) else "–"
