@@ -77,6 +77,11 @@ def test_a_minimised_objective_is_pruned_when_higher():
     [
         ({"name": "hyperband", "on": "val_acc"}, "hyperband cannot prune a study of several objectives"),
         ({"name": "median", "on": "val_acc", "min_resource": 3}, "min_resource: not an option of median"),
+        (
+            {"name": "percentile", "on": "val_acc", "percentile": 150.0},
+            r"percentile with `on` needs percentile in \(0, 100\] .*; got percentile=150.0",
+        ),
+        ({"name": "median", "on": "val_acc", "n_startup_trials": -1}, "got n_startup_trials=-1"),
     ],
 )
 def test_a_pruner_that_cannot_prune_on_one_objective_is_refused(node, message):

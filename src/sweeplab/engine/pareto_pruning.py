@@ -6,9 +6,11 @@ A trial reports METRIC at each evaluation, with the objectives its run knows bef
 direction. At a step, the trial is compared only with the completed trials that are no worse than it on
 every known objective: those that could end up dominating it. A small model is never pruned by larger
 ones, which it beats on size whatever its accuracy. Against those peers, Optuna's median (or percentile)
-rule on METRIC: pruned when its best value so far is worse than their percentile at that step.
+rule on METRIC: pruned when its best value so far is worse than their percentile at that step. A task
+that declares no known metrics has every completed trial as a peer.
 """
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,7 @@ from optuna.trial import TrialState
 from sweeplab.config import ConfigError
 from sweeplab.engine.records import KNOWN, REPORTED
 
-RULES = {"median": 50.0, "percentile": None}  # the rules that prune on one objective among several
+RULES = ("median", "percentile")  # the rules that prune on one objective among several
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,24 @@ class ParetoPruner:
                 "hydra.sweeper.pruner",
                 f"{', '.join(unknown)}: not an option of {name} with `on` ({', '.join(sorted(allowed))})",
             )
-        if name == "median":
-            options["percentile"] = RULES["median"]
-        on = node["on"]
-        return cls(on, dict(objectives), tuple(k for k in known if k in objectives and k != on), **options)
+        pruner = cls(
+            node["on"], dict(objectives), tuple(k for k in known if k in objectives and k != node["on"])
+        )
+        try:
+            pruner = dataclasses.replace(pruner, **options)
+            bad = (
+                not (0 < float(pruner.percentile) <= 100)
+                or min(pruner.n_startup_trials, pruner.n_warmup_steps) < 0
+            )
+        except (TypeError, ValueError):
+            bad = True
+        if bad:
+            raise ConfigError(
+                "hydra.sweeper.pruner",
+                f"{name} with `on` needs percentile in (0, 100] and n_startup_trials, n_warmup_steps of 0 or "
+                f"more; got {', '.join(f'{k}={v!r}' for k, v in options.items())}",
+            )
+        return pruner
 
     def prunes(
         self, step: int, best: float, mine: Mapping[str, float], others: list[optuna.trial.FrozenTrial]
@@ -88,11 +104,12 @@ def pareto_reporter(pruner: ParetoPruner, study: optuna.Study, trial_id: int):
     def report(step: int, row: dict[str, float]) -> bool:
         nonlocal best
         value = float(row[pruner.on])
-        reported[str(step)] = value
         best = value if best is None else (max(best, value) if maximize else min(best, value))
         mine = {k: float(row[k]) for k in pruner.known if k in row}
+        if not reported:  # what it knew before training: the same at every step
+            storage.set_trial_user_attr(trial_id, KNOWN, mine)
+        reported[str(step)] = value
         storage.set_trial_user_attr(trial_id, REPORTED, dict(reported))
-        storage.set_trial_user_attr(trial_id, KNOWN, mine)
         others = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         return pruner.prunes(step, best, mine, others)
 
