@@ -12,6 +12,7 @@ import pytest
 from sweeplab.config import SweeplabError
 from sweeplab.engine.workers import WorkerDied
 from sweeplab.files import EnvironmentFault
+from sweeplab.sweeper.constraints import parse_constraints
 from sweeplab.sweeper.controller import SweepController, _as_metrics
 from sweeplab.sweeper.job import TrialOutcome
 
@@ -33,10 +34,13 @@ class StudyStandIn:
         self.calls.append(("fail", trial.number, error, requeue, counts_as_retry))
 
 
-def controller(objectives=("val_acc",), max_failures=5, max_failure_rate=0.2) -> SweepController:
+def controller(
+    objectives=("val_acc",), max_failures=5, max_failure_rate=0.2, constraints=None
+) -> SweepController:
     c = SweepController.__new__(SweepController)
     c.s = SimpleNamespace(max_failures=max_failures, max_failure_rate=max_failure_rate)
     c.objectives, c.shared = {o: "maximize" for o in objectives}, StudyStandIn()
+    c.constraints = parse_constraints(constraints or {}, None)
     c.ran, c.errors, c.stop, c.together = Counter(), Counter(), None, 0
     c.progress = SimpleNamespace(ended=[], trial_ended=lambda n, state, detail, counts, progress: None)
     return c
@@ -89,6 +93,22 @@ def test_a_dead_worker_requeues_its_trial_as_a_retry() -> None:
     trial = c.shared.study.ask()
     c._finish(trial, WorkerDied("its worker was killed (SIGKILL)"))
     assert c.shared.calls == [("fail", 0, "its worker was killed (SIGKILL)", True, True)]
+
+
+def test_a_completed_trial_carries_its_constraints_and_one_without_the_bounded_metric_fails() -> None:
+    c = controller(constraints={"params": "<= 1000"})
+    trial = c.shared.study.ask()
+    c._finish(trial, TrialOutcome(value={"val_acc": 0.75, "params": 1500, "status": "completed"}))
+    assert trial.constraints == {"params": 500.0} and c.shared.calls == [("complete", 0, [0.75])]
+    other = c.shared.study.ask()
+    c._finish(other, TrialOutcome(value={"val_acc": 0.75, "status": "completed"}))
+    assert c.shared.calls[-1] == (
+        "fail",
+        1,
+        "the run reported no finite params for its constraint",
+        False,
+        False,
+    )
 
 
 def test_failures_stop_new_trials_at_max_failures_and_at_the_failure_rate() -> None:
