@@ -147,6 +147,9 @@ PACKED_DEFAULT = ("mnist1d_mlp_ablation", "cifar10_cnn")  # the others under -m 
 # Two studies whose setups all differ in structure (one seed each) get seeds: cifar10_cnn's conv net and
 # ResNet then pack, and its DenseNet (torchvision) falls back to one trial at a time
 EXTRA = {"cifar10_cnn": ["trainer.seed=choice(0,1)"], "cifar10_mlp_setups": ["trainer.seed=choice(0,1)"]}
+# A study whose trials all differ in structure (mnist1d_pareto: shapes, activations, norms) has nothing to
+# pack across trials: what packs there is each trial's replicates, its seeds
+REPLICATES_PACK = {"mnist1d_pareto": 3}
 
 
 @pytest.mark.parametrize(
@@ -164,6 +167,12 @@ def test_every_sweep_runs_packed_at_smoke_size(sweep, smoke_data, sweeplab, tmp_
         packed = c.execute("select value_json from trial_user_attributes where key='packed_with'").fetchall()
         rows = c.execute("select value_json from trial_user_attributes where key='output_dir'").fetchall()
     assert states and set(states) == {"COMPLETE"}, run.stdout[-3000:]
+    if sweep in REPLICATES_PACK:
+        n = REPLICATES_PACK[sweep]
+        members = list((tmp_path / "outputs" / "smoke").rglob("seed_*/summary.json"))
+        assert len(members) == n * len(states) and f"packed: {n} runs" in run.stdout
+        assert {json.loads(m.read_text())["pack_size"] for m in members} == {n}
+        return
     assert packed and "packed: " in run.stdout, f"{sweep}: nothing was packed"
     if sweep == "cifar10_cnn":
         assert "run one at a time, not packed: " in run.stdout
