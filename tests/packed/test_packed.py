@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-import sweeplab.packed.loop as packed_loop
+import sweeplab.train.fit as packed_loop
 from sweeplab.packed import NotPackable, packable_keys, train_pack
 from sweeplab.packed.layers import PackedModel
 from sweeplab.packed.optim import PackedOptimizer

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import sweeplab.train.loop as loop
+import sweeplab.train.fit as loop
 from sweeplab.stopping import Interrupted, ask_to_stop, steps_running, stop_asked
 from sweeplab.train import train
 

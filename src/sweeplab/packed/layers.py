@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from sweeplab.models.cnn import PreActBlock
 from sweeplab.models.layers import ACTIVATIONS
-from sweeplab.packed.rng import drawing_from
+from sweeplab.train.rng import drawing_from
 
 
 class NotPackable(Exception):

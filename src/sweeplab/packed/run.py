@@ -12,10 +12,11 @@ from tqdm.auto import tqdm
 
 from sweeplab.packed.keys import pack_structure
 from sweeplab.packed.layers import NotPackable
-from sweeplab.packed.loop import Member, fit_pack, settle_shared, start_member
-from sweeplab.packed.rng import global_rng
+from sweeplab.packed.loop import fit_pack
+from sweeplab.train.fit import Member, settle_shared, start_member
 from sweeplab.train.loop import announce, build_trial, conclude, train
 from sweeplab.train.records import RunRecorder, finished_result
+from sweeplab.train.rng import global_rng
 from sweeplab.train.trial import Reporter, Result
 
 log = logging.getLogger("sweeplab.packed")

@@ -18,12 +18,13 @@ from sweeplab.data import DataSplits, build_inputs, load_data
 from sweeplab.losses import build_loss
 from sweeplab.models import count_parameters, create_model
 from sweeplab.optim import build_optimizer, build_schedule
-from sweeplab.stopping import Interrupted, steps_running, stop_asked
 from sweeplab.train.check import check_config
 from sweeplab.train.evaluate import Evaluation
+from sweeplab.train.fit import Member, Sums, fit_members, start_member
 from sweeplab.train.options import describe_budget
 from sweeplab.train.records import RunRecorder, finished_result
-from sweeplab.train.resume import CheckpointClock, loop_state, restore
+from sweeplab.train.resume import loop_state
+from sweeplab.train.rng import global_rng
 from sweeplab.train.trial import Outcome, Reporter, Result, Trial
 from sweeplab.train.update import Update
 
@@ -147,132 +148,80 @@ def build_trial(cfg: DictConfig, data: DataSplits | None = None) -> Trial:
     )
 
 
-def record_evaluation(
-    trial: Trial,
-    recorder: RunRecorder,
-    reporter: Reporter | None,
-    outcome: Outcome,
-    step: int,
-    train: tuple[float, float],
-    val: Evaluation,
-    started: float,
-    weights: Callable[[], dict[str, torch.Tensor]],
-) -> dict[str, float]:
-    """An evaluation's history row, recorded; then the run diverges (NaN), or its schedule sees the
-    validation loss, its best `weights()` are kept and its reporter may prune it (`outcome.status`)."""
-    row = {
-        "step": step,
-        "epoch": step / trial.steps_per_epoch,
-        "train_loss": train[0],
-        "train_acc": train[1],
-        "val_loss": val.loss,
-        "val_acc": val.acc,
-        "lr": trial.optimizer.param_groups[0]["lr"],
-        "elapsed_s": time.perf_counter() - started,
-    }
-    recorder.log(row)
-    if not (math.isfinite(train[0]) and math.isfinite(val.loss)):
-        outcome.status = "diverged"
-        return row
-    trial.schedule.after_eval(val.loss)
-    if val.acc > outcome.best_val_acc:
-        outcome.best_val_acc, outcome.best_step = val.acc, step
-        outcome.best_state = weights()
-    if reporter is not None and reporter(step, trial.reported(row)):
-        outcome.status = "pruned"
-    return row
+class SingleStepper:
+    """`fit_members`'s seam for a run alone: its own model and optimizer (fp16: through a gradient
+    scaler), dropout and augmentation drawing from the global generator as any script's would."""
+
+    def __init__(self, member: Member) -> None:
+        self.member, self.trial, self.scaler = member, member.trial, member.scaler
+        # after start_member: a resumed optimizer's state is the one it works on
+        self.update = Update(self.trial.optimizer, scaled=self.scaler.is_enabled())
+        self.trial.model.train()
+        # what each step uses, looked up once: at a small model's step, lookups are a measurable share
+        self.x, self.y, self.scaled = (
+            self.trial.data.x_train,
+            self.trial.data.y_train,
+            self.scaler.is_enabled(),
+        )
+        self.model, self.inputs, self.loss_fn = self.trial.model, self.trial.inputs, self.trial.loss_fn
+        self.after_step = self.trial.schedule.after_step
+
+    def step(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = idx[0]
+        yb = self.y[idx]
+        with self.trial.autocast():
+            logits = self.model(self.inputs(self.x[idx], train=True))
+            loss = self.loss_fn(logits.float(), yb)
+        self.update.zero_grad()
+        if self.scaled:  # fp16: scaled; otherwise the scaler's wrappers would do nothing
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.trial.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.update.step()
+        self.after_step()
+        return loss.detach(), (logits.argmax(1) == yb).sum()
+
+    def evaluate(self) -> list[Evaluation]:
+        return [self.trial.evaluate(self.trial.data.x_val, self.trial.data.y_val)]
+
+    def weights(self, k: int) -> Callable[[], dict[str, torch.Tensor]]:
+        model = self.trial.model
+        return lambda: {key: value.detach().clone() for key, value in model.state_dict().items()}
+
+    def save(self, k: int, member: Member, pos: int, partial: Sums | None = None) -> None:
+        state = loop_state(
+            self.trial, self.scaler, member.order_generator, member.outcome, member.order, pos, partial
+        )
+        member.recorder.save_resume({**state, "elapsed": time.perf_counter() - member.started})
+
+    def finish(self, k: int, member: Member) -> None:
+        pass  # its model is the one it trained
+
+    def keep(self, kept: list[int]) -> None:
+        pass  # a run alone that stops ends the loop
 
 
 def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outcome:
-    """The training loop: batches by index from a per-epoch permutation, an evaluation every
-    `eval_every` steps (the only place it waits for the device), early stop on NaN or by the reporter.
-    At an evaluation `trainer.checkpoint_every` seconds after the last (and when a signal stops it) it
-    saves what it needs to carry on from there; a run whose folder holds such a checkpoint of the same
-    config resumes from it and ends with the numbers it would have had."""
-    opts, data, model, device = trial.opts, trial.data, trial.model, trial.device
-    scaler = torch.amp.GradScaler(device.type, enabled=opts.autocast_dtype() is torch.float16)
-    n, batch = len(data.y_train), opts.batch_size
-    generator = torch.Generator(device=device).manual_seed(opts.seed)
-    order, pos = torch.randperm(n, device=device, generator=generator), 0
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    since_eval, first, elapsed_before = 0, 1, 0.0
-    outcome = Outcome(status="completed", steps=0, seconds=0.0)
-    resume = recorder.resume_state()
-    recorder.start_history()
-    if resume is not None:
-        order, pos = restore(trial, scaler, generator, outcome, resume)
-        first, elapsed_before = resume["step"] + 1, resume["elapsed"]
-        if "partial" in resume:  # stopped between two evaluations: what it had summed since the last
-            loss_sum, correct, since_eval = resume["partial"]
-            loss_sum, correct = loss_sum.to(device), correct.to(device)
-        log.info("resuming from step %d (%s)", resume["step"], recorder.output_dir)
-        for row in recorder.history:  # the new trial in the study gets the values measured so far
-            if reporter is not None and reporter(int(row["step"]), trial.reported(row)):
-                outcome.status, outcome.seconds = "pruned", elapsed_before
-                return outcome
-    update = Update(trial.optimizer, scaled=scaler.is_enabled())  # after restore: it works on that state
+    """Train a run alone (`sweeplab.train.fit`): batches by index from a per-epoch permutation, an
+    evaluation every `eval_every` steps, early stop on NaN or by the reporter. A run whose folder holds
+    a resume checkpoint of the same config carries on from it and ends with the numbers it would have
+    had."""
+    scaler = torch.amp.GradScaler(trial.device.type, enabled=trial.opts.autocast_dtype() is torch.float16)
+    rng = global_rng(trial.device)  # a run alone draws from the global generator itself
+    member = Member(None, trial, recorder, reporter, recorder.output_dir, rng, scaler=scaler)
+    first = start_member(member)
+    if member.outcome.status != "completed":  # pruned by its resumed history
+        return member.outcome
     bar = tqdm(
         total=trial.total_steps,
         initial=first - 1,
         unit="step",
-        disable=None if opts.progress else True,
+        disable=None if trial.opts.progress else True,
         dynamic_ncols=True,
         leave=False,
     )
-    started = time.perf_counter() - elapsed_before
-    clock = CheckpointClock(opts.checkpoint_every)
-    model.train()
-    with steps_running():  # a signal stops the loop after its step, saved (sweeplab.stopping)
-        for step in range(first, trial.total_steps + 1):
-            signum = stop_asked()
-            if signum is not None:
-                if step > first:  # steps ran since the last checkpoint: save this one
-                    partial = (loss_sum, correct, since_eval)
-                    state = loop_state(trial, scaler, generator, outcome, order, pos, partial=partial)
-                    recorder.save_resume({**state, "elapsed": time.perf_counter() - started})
-                    log.info("stopped after step %d, saved to resume from there", step - 1)
-                raise Interrupted(signum)
-            if pos + batch > n:  # a new epoch: a fresh permutation, the partial batch dropped
-                order, pos = torch.randperm(n, device=device, generator=generator), 0
-            idx = order[pos : pos + batch]
-            pos += batch
-            yb = data.y_train[idx]
-            with trial.autocast():
-                logits = model(trial.inputs(data.x_train[idx], train=True))
-                loss = trial.loss_fn(logits.float(), yb)
-            update.zero_grad()
-            if scaler.is_enabled():  # fp16: scaled; otherwise the scaler's wrappers would do nothing
-                scaler.scale(loss).backward()
-                scaler.step(trial.optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                update.step()
-            trial.schedule.after_step()
-            loss_sum += loss.detach()
-            correct += (logits.argmax(1) == yb).sum()
-            since_eval += 1
-            outcome.steps = step
-            if step % opts.eval_every and step != trial.total_steps:
-                continue
-
-            train_loss, train_acc = loss_sum.item() / since_eval, correct.item() / (since_eval * batch)
-            loss_sum.zero_()
-            correct.zero_()
-            since_eval = 0
-            val = trial.evaluate(data.x_val, data.y_val)
-            weights = lambda: {k: v.detach().clone() for k, v in model.state_dict().items()}  # noqa: E731
-            row = record_evaluation(
-                trial, recorder, reporter, outcome, step, (train_loss, train_acc), val, started, weights
-            )
-            bar.update(step - bar.n)
-            bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val.acc:.3f}")
-            if outcome.status != "completed":
-                break
-            if step < trial.total_steps and clock.due():
-                state = loop_state(trial, scaler, generator, outcome, order, pos)
-                recorder.save_resume({**state, "elapsed": row["elapsed_s"]})
+    fit_members([member], first, SingleStepper(member), bar)
     bar.close()
-    outcome.seconds = time.perf_counter() - started
-    return outcome
+    return member.outcome
