@@ -1,10 +1,12 @@
-"""Pruning a study of two objectives (issue 39's acceptance; not a test: it runs two whole studies).
+"""Pruning a study of two objectives (issue 39's acceptance; not a test: it runs three whole studies).
 
-`sweeps/mnist1d_pareto.yaml` (val_acc against params, 3 replicates a trial) with 40 trials, twice in one
-run: without a pruner, and with `pruner: {name: median, on: val_acc}` (sweeplab.engine.pareto_pruning).
-Measured: the training steps both studies took (every replicate's, pruned ones up to where they stopped),
-and the hypervolume of each study's front of means, against the same reference point (the unpruned
-study's default), with the unpruned one's bootstrap interval over replicates.
+`sweeps/mnist1d_pareto.yaml` (val_acc against params, 3 replicates a trial) with 40 trials, three times
+in one run: as before trials reused their twins' results (`reuse_results=false`: a configuration drawn
+again trains again), as a user gets it (a configuration drawn again takes its twin's result), and so with
+`pruner: {name: median, on: val_acc}` (sweeplab.engine.pareto_pruning). Measured: the training steps each
+study took (every replicate's, pruned ones up to where they stopped; a reused result took none), and the
+hypervolume of each study's front of means, against the same reference point (the default of the study
+without a pruner), with that study's bootstrap interval over replicates.
 
     python bench/bench_pareto_pruning.py [--trials 40] [--startup 5] [--warmup 200] [--steps 1000]
         [--percentile 25]
@@ -20,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+from optuna.trial import TrialState
 
+from sweeplab.engine.records import TrialRecord
 from sweeplab.report.frame import trials_frame
 from sweeplab.report.pareto import hypervolume, hypervolume_interval, losses, reference_point
 from sweeplab.report.tables import build_table
@@ -48,10 +52,21 @@ def study(work: Path, name: str, extra: list[str], trials: int) -> tuple[optuna.
     return loaded, time.perf_counter() - start
 
 
+def trained_steps(s: optuna.Study) -> int:
+    """The steps the study's runs trained: every replicate's, a pruned one's up to where it stopped, none
+    for a trial that took a twin's result."""
+    steps = 0
+    for trial in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        record = TrialRecord.of(trial)
+        if record.reused_from is None:
+            steps += sum(int(run["steps"]) for run in record.replicates or [record.metrics])
+    return steps
+
+
 def measured(s: optuna.Study) -> tuple[int, np.ndarray, list]:
-    """The study's training steps (every run's), its rows' means and runs (completed trials only)."""
+    """The study's training steps, its rows' means and runs (completed trials only)."""
     frame = trials_frame(s)
-    steps = int(frame.loc[frame["state"].isin(["COMPLETE", "PRUNED"]), "steps"].sum())
+    steps = trained_steps(s)
     table = build_table(frame, OBJECTIVES, pareto=OBJECTIVES)
     means = table.rows[list(OBJECTIVES)].to_numpy(dtype=float)
     samples = [[table.samples[o][i] for o in OBJECTIVES] for i in range(len(means))]
@@ -80,30 +95,40 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        retrained, retrained_s = study(
+            work, "retrained", [*budget, "hydra.sweeper.reuse_results=false"], args.trials
+        )
         plain, plain_s = study(work, "unpruned", budget, args.trials)
         pruned, pruned_s = study(work, "pruned", [*budget, *pruner], args.trials)
-        (steps_u, means_u, samples_u), (steps_p, means_p, _) = measured(plain), measured(pruned)
+        (steps_r, means_r, _), (steps_u, means_u, samples_u) = measured(retrained), measured(plain)
+        steps_p, means_p, _ = measured(pruned)
     directions = list(OBJECTIVES.values())
     reference = reference_point(means_u, directions, None)
-    volume_u = hypervolume(losses(means_u, directions), reference)
-    volume_p = hypervolume(losses(means_p, directions), reference)
+    volume = {
+        k: hypervolume(losses(m, directions), reference)
+        for k, m in [("r", means_r), ("u", means_u), ("p", means_p)]
+    }
     interval = hypervolume_interval(samples_u, directions, reference, 0.95)
-    print(f"\n{args.trials} trials of sweeps/mnist1d_pareto.yaml (3 replicates each), both in one run:\n")
-    print("| study | wall time | training steps | trials pruned | hypervolume of the means' front |")
-    print("| --- | --- | --- | --- | --- |")
-    pruned_n = sum(t.state.name == "PRUNED" for t in pruned.trials)
-    print(
-        f"| no pruner | {plain_s:.0f} s | {steps_u:,} | 0 "
-        f"| {volume_u:.4g} [{interval.low:.4g}, {interval.high:.4g}] |"
-    )
+    print(f"\n{args.trials} trials of sweeps/mnist1d_pareto.yaml (3 replicates each), all in one run:\n")
+    print("| study | wall time | training steps | trials pruned | trials reused | hypervolume of the front |")
+    print("| --- | --- | --- | --- | --- | --- |")
     name = "median" if args.percentile is None else f"percentile {args.percentile:g}"
-    print(f"| {name} on val_acc | {pruned_s:.0f} s | {steps_p:,} | {pruned_n} | {volume_p:.4g} |")
-    saved = 1 - steps_p / steps_u
-    inside = interval.low <= volume_p <= interval.high
+    for label, s, seconds, steps, key in [
+        ("every trial trains (`reuse_results=false`)", retrained, retrained_s, steps_r, "r"),
+        ("no pruner", plain, plain_s, steps_u, "u"),
+        (f"{name} on val_acc", pruned, pruned_s, steps_p, "p"),
+    ]:
+        pruned_n = sum(t.state.name == "PRUNED" for t in s.trials)
+        reused_n = sum(TrialRecord.of(t).reused_from is not None for t in s.trials)
+        shown = f"{volume[key]:.4g}" + (f" [{interval.low:.4g}, {interval.high:.4g}]" if key == "u" else "")
+        print(f"| {label} | {seconds:.0f} s | {steps:,} | {pruned_n} | {reused_n} | {shown} |")
+    inside = interval.low <= volume["p"] <= interval.high
     print(
-        f"\npruning saved {saved:.0%} of the training steps (target: at least 35%); the pruned study's "
-        f"hypervolume is {'inside' if inside else 'OUTSIDE'} the unpruned one's 95% interval (bootstrap over "
-        f"replicates); reference point val_acc {-reference[0]:.4g}, params {reference[1]:.4g}"
+        f"\npruning saved {1 - steps_p / steps_u:.0%} of the training steps of the study without a pruner "
+        f"(target: at least 35%); with reused results, {1 - steps_p / steps_r:.0%} of those of every trial "
+        f"training. The pruned study's hypervolume is {'inside' if inside else 'OUTSIDE'} the unpruned one's "
+        f"95% interval (bootstrap over replicates); reference point val_acc {-reference[0]:.4g}, params "
+        f"{reference[1]:.4g}"
     )
 
 

@@ -84,6 +84,7 @@ def _packable_keys(cfg: DictConfig) -> set[str]:
     metrics=METRICS,
     intermediate=INTERMEDIATE,
     known=["params"],
+    deterministic=True,  # seeded throughout; on CUDA without trainer.deterministic, up to kernel noise
     check=_check_trial_config,
     pack=Packing(run=_train_pack, keys=_packable_keys),
 )

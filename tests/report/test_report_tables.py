@@ -80,6 +80,19 @@ def test_only_varying_hyperparameters_become_columns_and_seeds_are_grouped(study
     assert table.std["test_acc"].tolist() == pytest.approx([math.sqrt(2e-4)] * 2 + [math.sqrt(2e-4)])
 
 
+def test_a_run_drawn_again_with_the_same_config_and_seed_counts_once(study):
+    # TPE drew (100,) relu seed 0 a second time; a machine setting differs (it cannot change a result)
+    again = {**config(seed=0), "data_dir": "elsewhere"}
+    add(study, again, {"val_acc": 0.40, "test_acc": 0.41, "params": 1000})
+    add(study, config(seed=2), {"val_acc": 0.44, "test_acc": 0.45, "params": 1000})  # a new seed counts
+    frame = trials_frame(study)
+    table = build_table(frame, {"test_acc": "maximize"})
+    assert table.n == [3, 2, 2] and table.trials[0] == (0, 1, 8)
+    assert table.samples["test_acc"][0] == pytest.approx([0.41, 0.43, 0.45])
+    [by_activation] = marginals(frame, "test_acc", "maximize", ["model.activation"]).values()
+    assert by_activation.set_index("model.activation")["n"].to_dict() == {"leaky_relu": 4, "relu": 3}
+
+
 def test_best_is_found_in_both_directions_with_ties(study):
     table = build_table(trials_frame(study), {"test_acc": "maximize", "params": "minimize"})
     assert table.best == {"test_acc": [1], "params": [0, 1]}

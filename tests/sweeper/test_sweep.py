@@ -153,6 +153,7 @@ def test_hyperband_prunes_the_bad_region_in_worker_processes(tmp_path, sweeplab)
         "hydra.sweeper.sampler.seed=0",
         "hydra.sweeper.n_trials=14",
         "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.reuse_results=false",  # two values drawn 14 times: each trial trains, to be pruned
         "+hydra.sweeper.pruner={name: hyperband, min_resource: 20, max_resource: 300}",
         "trainer.max_steps=300",
         "trainer.eval_every=20",
@@ -540,3 +541,32 @@ def test_tpe_fills_packs_with_the_structure_of_their_first_trial(tmp_path, sweep
     assert len(progress) < 12 and progress[-1].endswith(
         "12/12 trials (100%), " + progress[-1].split(", ")[1] + ", done"
     )
+
+
+def test_a_configuration_drawn_again_takes_its_twins_result_instead_of_training(tmp_path, sweeplab):
+    args = ["train", "-m", "model.hidden=choice([16],[32])", "hydra.sweeper.sampler.seed=0", *FAST]
+    done = sweeplab(*args, "hydra.sweeper.study_name=again", "hydra.sweeper.n_trials=6")
+    assert done.returncode == 0, done.stdout
+    study = load(tmp_path, "again")
+    assert states(study) == {"COMPLETE": 6}
+    first: dict[str, optuna.trial.FrozenTrial] = {}
+    for trial in study.trials:  # the first of each config trained; the others took its result
+        twin = first.setdefault(trial.params["model.hidden"], trial)
+        reused = trial.user_attrs.get("reused_from")
+        assert reused == (None if twin is trial else twin.number)
+        assert trial.values == twin.values and trial.user_attrs["metrics"] == twin.user_attrs["metrics"]
+        assert trial.user_attrs["output_dir"] == twin.user_attrs["output_dir"]
+    trained = sorted(p.name for p in (tmp_path / "outputs" / "sweeps" / "again").iterdir() if p.is_dir())
+    assert len(first) == 2 and trained == sorted(str(t.number) for t in first.values())
+    assert "4 of them took a completed twin's result" in done.stdout
+
+    every = sweeplab(
+        *args,
+        "hydra.sweeper.study_name=every",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.reuse_results=false",
+    )
+    assert every.returncode == 0, every.stdout
+    study = load(tmp_path, "every")
+    assert not any("reused_from" in t.user_attrs for t in study.trials)
+    assert len({t.user_attrs["output_dir"] for t in study.trials}) == 4

@@ -354,6 +354,9 @@ class SharedStudy:
             return f"no heartbeat from {where} for {silent:.0f} s (stale_after {self.spec.stale_after:g} s)"
         return None
 
+    def completed(self) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
     def elsewhere(self) -> list[Elsewhere]:
         """The trials other processes are running."""
         return [

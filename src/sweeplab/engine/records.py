@@ -6,8 +6,9 @@ gives the empty value then, never a KeyError.
 Trial attributes: `config` (the resolved config, minus Hydra's node), `overrides`, `output_dir`, `setup`
 (the setup's record), `metrics` (what the run returned), `replicates` (each member's seed and metrics),
 `error`, `owner` and `heartbeat` (who runs it, when it last said so), `resume_dir`, `retry_of` and
-`retries` (a retry and where it resumes), `packed_with`, `slurm_job`, `reported` and `known` (what a
-trial of several objectives reported for pruning, by step, and the objectives it knew before training).
+`retries` (a retry and where it resumes), `packed_with`, `slurm_job`, `reused_from` (the twin whose result
+it took), `reported` and `known` (what a trial of several objectives reported for pruning, by step, and the
+objectives it knew before training).
 Study attributes: `sweeplab` (the study's signature: space, objectives, fixed values, replicates),
 `sweeplab_id`, `commands`, `plan_queued`, `sampler_exhausted`, `slurm_jobs`.
 """
@@ -28,6 +29,7 @@ METRICS, REPLICATES, ERROR = "metrics", "replicates", "error"
 OWNER, HEARTBEAT = "owner", "heartbeat"
 RESUME_DIR, RETRY_OF, RETRIES = "resume_dir", "retry_of", "retries"
 PACKED_WITH, SLURM_JOB = "packed_with", "slurm_job"
+REUSED_FROM = "reused_from"  # the completed trial of the same config whose result it took (sweeper.reuse)
 REPORTED, KNOWN = "reported", "known"  # pruning on one of several objectives (engine.pareto_pruning)
 # a study's
 SIGNATURE, STUDY_ID, COMMANDS = "sweeplab", "sweeplab_id", "commands"
@@ -124,6 +126,11 @@ class TrialRecord:
     @property
     def retries(self) -> int:
         return int(self.attrs.get(RETRIES, 0))
+
+    @property
+    def reused_from(self) -> int | None:
+        """The completed trial of the same config whose result this one took, not training again."""
+        return self.attrs.get(REUSED_FROM)
 
     @property
     def slurm_job(self) -> dict[str, Any]:

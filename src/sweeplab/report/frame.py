@@ -87,6 +87,26 @@ def studies_frame(studies: Iterable[optuna.Study]) -> pd.DataFrame:
     return frame
 
 
+def distinct_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with each run once: rows of one study, state and setup equal on every hyperparameter
+    and replicate seed are one run trained twice (a trial drawn again: a trial is a function of its config
+    and seed), or the same run reused. Counted twice they would narrow a row's interval without a new
+    sample; the first is kept."""
+    attrs = frame.attrs
+    identity = [
+        "study",
+        "state",
+        "setup",
+        *attrs.get("hyperparameters", ()),
+        *attrs.get("replicate_keys", ()),
+    ]
+    present = list(dict.fromkeys(c for c in identity if c in frame))
+    if frame.empty:
+        return frame
+    keys = frame[present].apply(lambda column: column.map(repr)).agg("\x1f".join, axis=1)
+    return frame[~keys.duplicated()]
+
+
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested config -> dotted keys; lists become tuples, so that values can be compared and grouped."""
     flat: dict[str, Any] = {}

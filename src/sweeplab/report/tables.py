@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from sweeplab.config import SweeplabError
-from sweeplab.report.frame import python_value
+from sweeplab.report.frame import distinct_runs, python_value
 from sweeplab.report.pareto import ParetoMarks, mark_rows
 from sweeplab.report.stats import Change, Interval, bounds_of, holm, mean_interval, welch
 from sweeplab.sweeper.constraints import Constraint
@@ -129,7 +129,7 @@ def build_table(
     more of the table's metrics) marks the rows on the front of the means and those no row dominates
     significantly (sweeplab.report.pareto); `constraints` marks the rows whose means break one (they are
     left out of the front)."""
-    kept = _where(frame[frame["state"].isin(states)], where or {})
+    kept = _where(distinct_runs(frame[frame["state"].isin(states)]), where or {})
     metrics = _expand_metrics(metrics, kept, frame.attrs["metrics"])
     studies = {name: i for i, name in enumerate(dict.fromkeys(frame["study"]))}  # in the order given
     has_setups = "setup" in kept and kept["setup"].notna().any()
@@ -330,7 +330,7 @@ def marginals(
 ) -> dict[str, pd.DataFrame]:
     """For each hyperparameter, the metric per value (a continuous one: per quantile bin, shown as its
     range): mean, best and number of trials."""
-    kept = frame[frame["state"] == "COMPLETE"]
+    kept = distinct_runs(frame[frame["state"] == "COMPLETE"])
     best = "max" if direction == "maximize" else "min"
     tables = {}
     for c in columns:

@@ -27,7 +27,16 @@ from sweeplab.engine.attrs import set_user_attrs
 from sweeplab.engine.folders import FolderTaken, TrialFolders
 from sweeplab.engine.lifecycle import DONE, SharedStudy
 from sweeplab.engine.progress import Progress
-from sweeplab.engine.records import ERROR, METRICS, PACKED_WITH, REPLICATES, SLURM_JOB, TrialRecord
+from sweeplab.engine.records import (
+    ERROR,
+    METRICS,
+    OUTPUT_DIR,
+    PACKED_WITH,
+    REPLICATES,
+    REUSED_FROM,
+    SLURM_JOB,
+    TrialRecord,
+)
 from sweeplab.engine.storage import masked, open_storage, study_in_use
 from sweeplab.engine.study import ranked
 from sweeplab.engine.workers import InlineRunner, WorkerDied, WorkerPool, runner_for
@@ -37,6 +46,7 @@ from sweeplab.sweeper.job import TrialJob, TrialOutcome, run_jobs, task_referenc
 from sweeplab.sweeper.packs import PackMatcher
 from sweeplab.sweeper.preview import preview
 from sweeplab.sweeper.results import write_results
+from sweeplab.sweeper.reuse import reused_value, twin_of
 from sweeplab.sweeper.settings import SweeperSettings
 from sweeplab.sweeper.slurm import check_cluster, in_slurm_worker, job_record, submit_study
 from sweeplab.sweeper.spec import SweepPlan, plan_sweep
@@ -90,6 +100,8 @@ class SweepController:
         self.composer, self.objectives, self.monitor = plan.composer, plan.objectives, plan.monitor
         self.constraints = plan.constraints
         self.replication = plan.replication
+        deterministic = self.contract is not None and self.contract.deterministic
+        self.reuse = deterministic if s.reuse_results is None else s.reuse_results
 
         def check_folders(study_id: str, trials: list) -> None:  # before a new study is kept
             self.folders = TrialFolders(s.study_name, study_id, masked(plan.spec.storage_url))
@@ -112,6 +124,7 @@ class SweepController:
 
     def _run_trials(self) -> None:
         self.ran: Counter[str] = Counter()
+        self.reused = 0  # trials that took a completed twin's result (sweeplab.sweeper.reuse)
         self.errors: Counter[str] = Counter()
         self.stop: str | None = None  # why no more trials start (a failure)
         self.timed_out = False  # hydra.sweeper.timeout passed: no more trials start
@@ -205,25 +218,30 @@ class SweepController:
         """The next trial's job, and with `pack` above 1 the jobs of up to pack - 1 more trials that differ
         from it only in packable keys (the task's `Packing.keys`), to run as one packed job. With
         replicates, `pack` counts members: whole trials are added while the pack holds at most `pack`."""
-        first = self.shared.claim()
-        if first is None:
-            return {}
-        self.running[first.number] = first
-        jobs = {first.number: self._job_for(first)}
+        job = None
+        while job is None:  # a trial that reuses a twin's result is done at once: the next one
+            first = self.shared.claim() if self.stop is None else None
+            if first is None:
+                return {}
+            self.running[first.number] = first
+            job = self._job_for(first)
+        jobs = {first.number: job}
         room = self.s.pack // (self.replication.n if self.replication else 1) - 1
         if room < 1 or self.packs is None or self.packs.packing is None:
             return jobs
-        fits, structural = self.packs.matcher(first.params, jobs[first.number].config)
-        more = self.shared.claim_like(room, fits, structural)
-        for trial in more:
+        fits, structural = self.packs.matcher(first.params, job.config)
+        for trial in self.shared.claim_like(room, fits, structural):
             self.running[trial.number] = trial
-            jobs[trial.number] = self._job_for(trial)
+            job = self._job_for(trial)
+            if job is not None:
+                jobs[trial.number] = job
         if len(jobs) > 1:
-            for trial in [first, *more]:
-                trial.set_user_attr(PACKED_WITH, [n for n in jobs if n != trial.number])
+            for number in jobs:
+                self.running[number].set_user_attr(PACKED_WITH, [n for n in jobs if n != number])
         return jobs
 
-    def _job_for(self, trial: Trial) -> TrialJob:
+    def _job_for(self, trial: Trial) -> TrialJob | None:
+        """The trial's job; None when it took a completed twin's result instead (sweeplab.sweeper.reuse)."""
         try:
             job, folder = self.composer.job_for(
                 trial,
@@ -236,16 +254,30 @@ class SweepController:
                 in_worker=self.s.n_jobs > 1,
                 replication=self.replication,
             )
-            resuming = TrialRecord.of(trial).resume_dir is not None
-            self.folders.take(folder, trial.number, resuming=resuming, job=self.slurm_job)
-            if self.slurm_job:
-                trial.set_user_attr(SLURM_JOB, self.slurm_job)
+            record = TrialRecord.of(trial)
+            twin = twin_of(record.config, self.shared.completed()) if self.reuse else None
+            if twin is None:
+                self.folders.take(
+                    folder, trial.number, resuming=record.resume_dir is not None, job=self.slurm_job
+                )
+                if self.slurm_job:
+                    trial.set_user_attr(SLURM_JOB, self.slurm_job)
         except SweeplabError as err:
             self.running.pop(trial.number)
             # a trial is not at fault for a folder in its way or a full disk: it runs once that is fixed
             self.shared.fail(trial, str(err), requeue=isinstance(err, FolderTaken | EnvironmentFault))
             raise
-        return job
+        if twin is None:
+            return job
+        log.info(
+            "trial %d: the config of trial %d, completed: its result taken, not trained again",
+            trial.number,
+            twin.number,
+        )
+        set_user_attrs(trial, {REUSED_FROM: twin.number, OUTPUT_DIR: TrialRecord.of(twin).output_dir})
+        self.reused += 1
+        self._finish(self.running.pop(trial.number), TrialOutcome(value=reused_value(twin)))
+        return None
 
     def _finish(self, trial: Trial, outcome: TrialOutcome | WorkerDied) -> None:
         if isinstance(outcome, WorkerDied):
@@ -322,7 +354,8 @@ class SweepController:
         states = Counter(t.state.name for t in study.get_trials(deepcopy=False))
         ran = sum(self.ran.values())
         done = ", ".join(f"{n} {k}" for k, n in sorted(self.ran.items())) or "none"
-        log.info("this run: %d trials (%s)", ran, done)
+        reused = f"; {self.reused} of them took a completed twin's result" if self.reused else ""
+        log.info("this run: %d trials (%s)%s", ran, done, reused)
         log.info(
             "study %r: %s; storage %s; outputs in %s",
             self.s.study_name,
@@ -332,7 +365,7 @@ class SweepController:
         )
         if states["COMPLETE"]:
             best = study.best_trials if len(self.objectives) > 1 else ranked(study)[:1]
-            for t in best[:5]:
+            for t in [t for t in best if TrialRecord.of(t).reused_from is None][:5]:  # each run once
                 values = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, t.values, strict=True))
                 searched = " ".join(f"{k}={v}" for k, v in t.params.items()) or "(no searched values)"
                 log.info(

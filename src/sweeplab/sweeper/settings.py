@@ -87,6 +87,10 @@ class SweeperSettings:
     # up to this many trials that differ only in packable values (seed, rates, dropout) are trained as
     # one packed model (sweeplab.packed); n_jobs x pack trials are in flight
     pack: int = 1
+    # a trial whose config equals a completed trial's takes its result instead of training again
+    # (sweeplab.sweeper.reuse); null: where the task declares its runs a function of their config and
+    # seed (sweeplab's train does), not for other tasks, whose repeated runs may be new samples
+    reuse_results: bool | None = None
     # train every configuration this many times, with different seeds, as ONE trial
     # (sweeplab.sweeper.replicates): the members set replicate_key to the config's value + 0..replicates-1,
     # or to replicate_seeds; the trial's value (and what a pruner sees at each step) is the aggregate of

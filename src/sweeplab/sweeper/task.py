@@ -27,6 +27,9 @@ class TaskContract:
     known: tuple[str, ...] = ()
     check: Callable[[DictConfig], None] | None = None  # builds a trial's objects without data; raises
     pack: "Packing | None" = None  # how to run several trials as one (hydra.sweeper.pack)
+    # a run is a function of its config (and the seed in it): an equal config computes the same numbers,
+    # so a trial drawn again takes the first one's result (hydra.sweeper.reuse_results)
+    deterministic: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ def sweep_task(
     check: Callable[[DictConfig], None] | None = None,
     pack: Packing | None = None,
     known: Sequence[str] = (),
+    deterministic: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Declare what a Hydra task function returns, under `@hydra.main`:
 
@@ -53,11 +57,14 @@ def sweep_task(
     def app(cfg): ...
 
     `known`: metrics the task sends with each intermediate value, known before training (for a study of
-    several objectives that prunes on one of them).
+    several objectives that prunes on one of them). `deterministic`: a run is a function of its config,
+    so a configuration drawn again reuses the first run's result instead of training.
     """
 
     def declare(task: Callable) -> Callable:
-        contract = TaskContract(tuple(metrics), tuple(intermediate), tuple(known), check=check, pack=pack)
+        contract = TaskContract(
+            tuple(metrics), tuple(intermediate), tuple(known), check, pack, deterministic=deterministic
+        )
         setattr(task, ATTRIBUTE, contract)
         return task
 
