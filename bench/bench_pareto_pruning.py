@@ -9,7 +9,7 @@ hypervolume of each study's front of means, against the same reference point (th
 without a pruner), with that study's bootstrap interval over replicates.
 
     python bench/bench_pareto_pruning.py [--trials 40] [--startup 5] [--warmup 200] [--steps 1000]
-        [--percentile 25]
+        [--percentile 25] [--reach]
 """
 
 import argparse
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument(
         "--percentile", type=float, help="the percentile rule (top percent kept), not the median"
     )
+    parser.add_argument("--reach", action="store_true", help="also prune trials that cannot reach the front")
     args = parser.parse_args()
     budget = [f"trainer.max_steps={args.steps}"]
     rule = ["hydra.sweeper.pruner.name=median"]
@@ -92,6 +93,7 @@ def main() -> None:
         "+hydra.sweeper.pruner.on=val_acc",
         f"+hydra.sweeper.pruner.n_startup_trials={args.startup}",
         f"+hydra.sweeper.pruner.n_warmup_steps={args.warmup}",
+        *(["+hydra.sweeper.pruner.reach=true"] if args.reach else []),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -113,6 +115,7 @@ def main() -> None:
     print("| study | wall time | training steps | trials pruned | trials reused | hypervolume of the front |")
     print("| --- | --- | --- | --- | --- | --- |")
     name = "median" if args.percentile is None else f"percentile {args.percentile:g}"
+    name += f", startup {args.startup}, warmup {args.warmup}" + (", reach" if args.reach else "")
     for label, s, seconds, steps, key in [
         ("every trial trains (`reuse_results=false`)", retrained, retrained_s, steps_r, "r"),
         ("no pruner", plain, plain_s, steps_u, "u"),

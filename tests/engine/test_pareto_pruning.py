@@ -61,6 +61,23 @@ def test_startup_warmup_and_percentile():
     )
 
 
+def test_reach_prunes_a_trial_that_even_the_largest_gain_seen_leaves_below_a_smaller_peer():
+    # peers no larger than it: the best ends at 0.80; the median at step 10 is 0.55. The largest gain any
+    # completed trial made after step 10 is 0.20: a large model's, no peer, but it shows what a run can
+    # still learn
+    peers = [done(1_000, {10: 0.70, 20: 0.80}), done(1_000, {10: 0.40, 20: 0.45})]
+    late = done(50_000, {10: 0.40, 20: 0.60})
+    trials, mine = [*peers, late], {"params": 2_000}
+    rule, only_median = pruner(n_startup_trials=2, reach=True), pruner(n_startup_trials=2)
+    assert not only_median.prunes(10, 0.56, mine, trials)  # above the median
+    assert rule.prunes(10, 0.56, mine, trials)  # but 0.56 + 0.20 cannot beat 0.80
+    assert not rule.prunes(10, 0.61, mine, trials)  # 0.81 could
+    # a model smaller than every completed one has no peer: reach never stops it either
+    assert not rule.prunes(10, 0.0, {"params": 500}, trials)
+    # at step 20 every completed trial had ended: nothing more to gain, below 0.80 stops, 0.80 goes on
+    assert rule.prunes(20, 0.79, mine, trials) and not rule.prunes(20, 0.80, mine, trials)
+
+
 def test_a_minimised_objective_is_pruned_when_higher():
     objectives = {"val_loss": "minimize", "params": "minimize"}
     peers = [done(1_000, {10: v}) for v in (0.3, 0.5, 0.7)]
@@ -77,9 +94,10 @@ def test_a_minimised_objective_is_pruned_when_higher():
     [
         ({"name": "hyperband", "on": "val_acc"}, "hyperband cannot prune a study of several objectives"),
         ({"name": "median", "on": "val_acc", "min_resource": 3}, "min_resource: not an option of median"),
+        ({"name": "median", "on": "val_acc", "reach": "yes"}, "reach true or false; got reach='yes'"),
         (
             {"name": "percentile", "on": "val_acc", "percentile": 150.0},
-            r"percentile with `on` needs percentile in \(0, 100\] .*; got percentile=150.0",
+            r"percentile with `on` needs percentile in \(0, 100\], .*; got percentile=150.0",
         ),
         ({"name": "median", "on": "val_acc", "n_startup_trials": -1}, "got n_startup_trials=-1"),
     ],

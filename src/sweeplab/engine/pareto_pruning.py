@@ -8,6 +8,12 @@ every known objective: those that could end up dominating it. A small model is n
 ones, which it beats on size whatever its accuracy. Against those peers, Optuna's median (or percentile)
 rule on METRIC: pruned when its best value so far is worse than their percentile at that step. A task
 that declares no known metrics has every completed trial as a peer.
+
+With `reach: true`, also pruned when it can no longer reach the front: even the largest gain any
+completed trial made on METRIC from this step to its end (its final value against its best so far here)
+would leave it worse than the best final value of its peers, one of which would then dominate it. This
+asks where a trial will end, not only where it is; in this space larger models and late learners are
+kept by the first rule and stopped by this one once they fall too far behind.
 """
 
 import dataclasses
@@ -33,6 +39,7 @@ class ParetoPruner:
     percentile: float = 50.0  # the top percent of its peers kept, as Optuna's PercentilePruner (50: median)
     n_startup_trials: int = 5  # peers needed before it prunes
     n_warmup_steps: int = 0  # no pruning before this step
+    reach: bool = False  # also prune a trial that can no longer reach the front (see the module's doc)
 
     @classmethod
     def of(
@@ -46,7 +53,8 @@ class ParetoPruner:
                 "hydra.sweeper.pruner",
                 f"{name} cannot prune a study of several objectives; use median or percentile with `on`",
             )
-        allowed = {"n_startup_trials", "n_warmup_steps"} | ({"percentile"} if name == "percentile" else set())
+        allowed = {"n_startup_trials", "n_warmup_steps", "reach"}
+        allowed |= {"percentile"} if name == "percentile" else set()
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise ConfigError(
@@ -61,14 +69,15 @@ class ParetoPruner:
             bad = (
                 not (0 < float(pruner.percentile) <= 100)
                 or min(pruner.n_startup_trials, pruner.n_warmup_steps) < 0
+                or not isinstance(pruner.reach, bool)
             )
         except (TypeError, ValueError):
             bad = True
         if bad:
             raise ConfigError(
                 "hydra.sweeper.pruner",
-                f"{name} with `on` needs percentile in (0, 100] and n_startup_trials, n_warmup_steps of 0 or "
-                f"more; got {', '.join(f'{k}={v!r}' for k, v in options.items())}",
+                f"{name} with `on` needs percentile in (0, 100], n_startup_trials and n_warmup_steps of 0 or "
+                f"more, reach true or false; got {', '.join(f'{k}={v!r}' for k, v in options.items())}",
             )
         return pruner
 
@@ -79,16 +88,23 @@ class ParetoPruner:
         are `mine`, stops: against the completed trials no worse than it on every known objective."""
         if step < self.n_warmup_steps:
             return False
-        values = []
+        values, finals, gains = [], [], []  # the peers' values at `step` and final; everyone's gain from it
+        sign = 1.0 if self.objectives[self.on] == "maximize" else -1.0  # a gain is positive
+        final_at = list(self.objectives).index(self.on)
         for other in others:
             reported, known = other.user_attrs.get(REPORTED) or {}, other.user_attrs.get(KNOWN) or {}
             if str(step) not in reported or not all(k in known and k in mine for k in self.known):
                 continue
+            final = sign * other.values[final_at]
+            gains.append(final - max(sign * v for s, v in reported.items() if int(s) <= step))
             if all(self._no_worse(k, known[k], mine[k]) for k in self.known):
                 values.append(reported[str(step)])
+                finals.append(final)
         if len(values) < max(1, self.n_startup_trials):
             return False
-        if self.objectives[self.on] == "maximize":
+        if self.reach and sign * best + max(gains) < max(finals):
+            return True
+        if sign > 0:
             return best < float(np.percentile(values, 100 - self.percentile))
         return best > float(np.percentile(values, self.percentile))
 
