@@ -142,7 +142,9 @@ def test_a_refused_rerun_after_a_delete_leaves_no_empty_study(tmp_path, sweeplab
     assert optuna.get_all_study_names(f"sqlite:///{tmp_path}/studies/gone.db") == []
 
 
-@pytest.mark.parametrize("journal", [False, True], ids=["sqlite", "journal"])
+@pytest.mark.parametrize(
+    "journal", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["sqlite", "journal"]
+)
 def test_a_study_in_a_folder_nobody_may_write_is_listed_shown_reported_and_exported(
     tmp_path, sweeplab, journal
 ):

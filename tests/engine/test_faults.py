@@ -36,9 +36,8 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize(
-    ("signum", "code"), [pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow), (signal.SIGINT, 130)]
-)
+@pytest.mark.slow  # the default suite stays under 6 minutes; CI runs it with -m slow
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_fails_and_requeues_the_running_trials_stops_the_workers_and_says_how_to_resume(
     tmp_path, sweeplab, signum, code
 ):
@@ -67,6 +66,7 @@ def test_a_signal_fails_and_requeues_the_running_trials_stops_the_workers_and_sa
     assert states(load(tmp_path, "sig")) == {"COMPLETE": 4, "FAIL": len(failed)}
 
 
+@pytest.mark.slow  # the default suite stays under 6 minutes; CI runs it with -m slow
 def test_a_worker_killed_by_the_os_fails_only_its_own_trial_which_is_queued_again(tmp_path, sweeplab):
     args = ["train", "-m", LR, "hydra.sweeper.study_name=oom", "hydra.sweeper.n_trials=4"]
     run = sweeplab(*args, "hydra.sweeper.n_jobs=2", *SLOW_TRIALS, background=True)
@@ -161,6 +161,7 @@ def test_a_folder_of_another_study_is_never_written_into(tmp_path, sweeplab):
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "outputs").rglob("*")} == before
 
 
+@pytest.mark.slow  # the default suite stays under 6 minutes; CI runs it with -m slow
 def test_runs_started_in_the_same_second_never_share_a_folder(tmp_path, sweeplab):
     runs = [sweeplab("train", *FAST, background=True) for _ in range(2)]
     for run in runs:
@@ -277,6 +278,7 @@ def _workers_seen(run: subprocess.Popen, workers: int, then: float) -> tuple[int
     return most, sorted(seen)
 
 
+@pytest.mark.slow  # the default suite stays under 6 minutes; CI runs it with -m slow
 def test_n_jobs_far_above_the_work_starts_only_the_workers_that_have_work_and_ends_at_a_signal(
     tmp_path, sweeplab
 ):

@@ -110,6 +110,7 @@ def test_a_pruner_that_cannot_prune_on_one_objective_is_refused(node, message):
 PARETO = ["train", "sweep=mnist1d_pareto", "trainer.max_steps=200", "trainer.eval_every=20"]
 
 
+@pytest.mark.slow  # the default suite stays under 6 minutes; CI runs it with -m slow
 def test_a_study_of_two_objectives_prunes_on_one_in_two_workers_with_packed_replicates(tmp_path, sweeplab):
     median = ["hydra.sweeper.pruner.name=median", "+hydra.sweeper.pruner.on=val_acc"]
     run = sweeplab(

@@ -193,7 +193,10 @@ cli.main(["report", "tiny", "--out", "rep", "--force"])
 """
 
 
-@pytest.mark.parametrize("where", ["writing", "between-renames", "after-swap"])
+@pytest.mark.parametrize(
+    "where",
+    ["writing", *(pytest.param(w, marks=pytest.mark.slow) for w in ("between-renames", "after-swap"))],
+)
 def test_a_report_killed_at_any_moment_loses_nothing_and_the_next_one_repairs(report, study, tmp_path, where):
     assert report("--out", "rep")[0] == 0
     rep = tmp_path / "rep"

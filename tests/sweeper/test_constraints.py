@@ -35,6 +35,7 @@ def test_a_malformed_constraint_is_refused_naming_it(node, message):
         parse_constraints(node, ["params", "val_acc"])
 
 
+@pytest.mark.slow  # the default suite stays under 6 minutes; CI runs it with -m slow
 def test_constraints_reach_optuna_the_report_and_the_study_identity(tmp_path, sweeplab):
     run = sweeplab(*PARETO, BOUND, "hydra.sweeper.n_trials=8")
     assert run.returncode == 0, run.stdout[-3000:]

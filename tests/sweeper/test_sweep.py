@@ -142,6 +142,7 @@ def test_resuming_with_another_space_is_refused_and_keeps_the_study(tmp_path, sw
     assert states(load(tmp_path, "s")) == {"COMPLETE": 1}
 
 
+@pytest.mark.slow  # the default suite stays under 6 minutes; CI runs it with -m slow
 def test_hyperband_prunes_the_bad_region_in_worker_processes(tmp_path, sweeplab):
     done = sweeplab(
         "train",
@@ -282,6 +283,7 @@ def test_killed_sweep_reruns_at_once_to_exactly_n_trials_resuming_the_killed_tri
     assert len(set(folders)) == 4
 
 
+@pytest.mark.slow  # the default suite stays under 6 minutes; CI runs it with -m slow
 def test_two_commands_on_one_storage_stop_together_at_n_trials(tmp_path, sweeplab):
     args = [
         "train",

@@ -134,6 +134,7 @@ def test_a_packed_sweep_with_workers_logs_the_study_and_one_nested_run_per_trial
     assert sorted(runs_of(server.uri, "packed")) == ["0", "1", "2", "3", "packed"]
 
 
+@pytest.mark.slow  # an MLflow server (10 s to start); the default suite stays under 6 minutes
 def test_a_resumed_run_continues_its_mlflow_run(make_cfg, tmp_path, server) -> None:
     """Stopped after logging step 150 with its checkpoint at 100, and resumed: one run, each step once."""
     cfg = make_cfg(

@@ -53,7 +53,7 @@ def test_a_pack_twice(make_cfg, tmp_path):
     "extra",
     [
         pytest.param(["hydra.sweeper.n_jobs=1"], marks=pytest.mark.slow),  # as every sweep of the suite
-        ["hydra.sweeper.n_jobs=2"],
+        pytest.param(["hydra.sweeper.n_jobs=2"], marks=pytest.mark.slow),  # the default suite: 6 minutes
         ["hydra.sweeper.replicates=2"],
     ],
 )

@@ -101,6 +101,7 @@ class SharedStudy:
         self._beating = threading.Event()
         self._heart: threading.Thread | None = None
         self._reads: dict[str, Any] | None = None  # within a claim: what was read (`_read_once`)
+        self._claimed_from: list[FrozenTrial] | None = None  # the trials the last claim read
         storage = open_storage(self.url)
         with self.locked():
             existed = spec.name in optuna.get_all_study_names(storage)
@@ -137,7 +138,7 @@ class SharedStudy:
         once (each read is about a millisecond on SQLite, more on a server; a claim asked five times),
         and again only after this process writes. Other processes only finish trials meanwhile, which
         changes no count a claim makes (finished or running are both taken)."""
-        self._reads = {}
+        self._reads, self._claimed_from = {}, None
         try:
             yield
         finally:
@@ -147,7 +148,7 @@ class SharedStudy:
         if self._reads is None:
             return self.study.get_trials(deepcopy=False, states=states)
         if "trials" not in self._reads:
-            self._reads["trials"] = self.study.get_trials(deepcopy=False)
+            self._reads["trials"] = self._claimed_from = self.study.get_trials(deepcopy=False)
         trials = self._reads["trials"]
         return trials if states is None else [t for t in trials if t.state in states]
 
@@ -355,7 +356,12 @@ class SharedStudy:
         return None
 
     def completed(self) -> list[FrozenTrial]:
-        return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        """The completed trials as the last claim read them (one read of the storage a trial; one that
+        completed since is missed, which costs a twin's reuse at most), else as stored now."""
+        trials = self._claimed_from
+        if trials is None:
+            trials = self.study.get_trials(deepcopy=False)
+        return [t for t in trials if t.state == TrialState.COMPLETE]
 
     def elsewhere(self) -> list[Elsewhere]:
         """The trials other processes are running."""
