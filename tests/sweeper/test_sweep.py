@@ -260,6 +260,7 @@ def test_killed_sweep_reruns_at_once_to_exactly_n_trials_resuming_the_killed_tri
 ):
     args = ["train", "-m", *searched, "hydra.sweeper.study_name=k", "hydra.sweeper.n_trials=4", *SLOW_TRIALS]
     args.append("trainer.checkpoint_every=0")  # a checkpoint at each evaluation, to resume from after -9
+    args.append("hydra.sweeper.reuse_results=false")  # one configuration 4 times: each trial trains
     first = sweeplab(*args, background=True, new_group=True)
     second = tmp_path / "outputs" / "sweeps" / "k" / "1" / "history.csv"
     wait_for_rows(second, 3)  # kill it while its second trial trains, past its second evaluation
