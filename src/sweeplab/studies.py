@@ -28,7 +28,7 @@ from sweeplab.engine.storage import (
     study_in_use,
     study_lock,
 )
-from sweeplab.engine.study import ranked
+from sweeplab.engine.study import pareto_front, ranked
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 LIVE_FOR = 60.0  # seconds since a running trial's last heartbeat for it to count as running (stale_after)
@@ -123,7 +123,7 @@ def show_study(name: str, url: str) -> None:
     if not done:
         print("best: no COMPLETE trial yet")
         return
-    best = study.best_trials if len(study.directions) > 1 else ranked(study)[:5]
+    best = pareto_front(study) if len(study.directions) > 1 else ranked(study)[:5]
     print("best trials:")
     for t in best[:5]:
         values = ", ".join(f"{m}={v:.4g}" for m, v in zip(objectives, t.values, strict=False))
@@ -204,7 +204,7 @@ def _best(study: optuna.Study) -> str:
     if not done:
         return "-"
     if len(study.directions) > 1:
-        return f"{len(study.best_trials)} on the Pareto front"
+        return f"{len(pareto_front(study))} on the Pareto front"
     best = ranked(study)[0]
     metric = StudyRecord.of(study).objectives or {"value": None}
     return f"{next(iter(metric))}={best.value:.4g} (trial {best.number})"

@@ -12,6 +12,7 @@ from sweeplab.engine.records import (
     OUTPUT_DIR,
     OWNER,
     REPLICATES,
+    REUSED_FROM,
     SIGNATURE,
     Replicates,
     StudyRecord,
@@ -19,6 +20,7 @@ from sweeplab.engine.records import (
     describe_replicates,
     last_sign,
 )
+from sweeplab.engine.study import pareto_front, ranked
 
 
 def test_a_trial_without_sweeplab_attributes_reads_as_empty() -> None:
@@ -83,3 +85,14 @@ def test_a_trials_last_sign_of_life_is_its_heartbeat_else_its_start() -> None:
     quiet = create_trial(state=TrialState.RUNNING)
     quiet.datetime_start = start
     assert last_sign(quiet) == start.timestamp()
+
+
+def test_the_best_and_the_front_name_each_run_once_not_a_trial_that_reused_its_twins_result():
+    single = optuna.create_study(direction="maximize")
+    front = optuna.create_study(directions=["maximize", "minimize"])
+    # trial 1 took trial 0's result (the same config drawn again); trial 2 is worse, and its own run
+    for value, attrs in [(0.9, {}), (0.9, {REUSED_FROM: 0}), (0.5, {})]:
+        single.add_trial(create_trial(value=value, user_attrs=attrs))
+        front.add_trial(create_trial(values=[value, 100.0], user_attrs=attrs))
+    assert [t.number for t in ranked(single)] == [0, 2]
+    assert [t.number for t in pareto_front(front)] == [0] and len(front.best_trials) == 2

@@ -13,6 +13,7 @@ from sweeplab.engine.records import (
     SIGNATURE,
     Replicates,
     StudyRecord,
+    TrialRecord,
     describe_replicates,
 )
 from sweeplab.registry import Registry
@@ -148,8 +149,18 @@ def _differences(stored: Mapping[str, Any], asked: Mapping[str, Any]) -> str:
 
 
 def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The COMPLETE trials of a single-objective study, best first. A tie goes to the earlier trial:
-    the one rule by which the summary, `studies show`, the report and its figures name the best."""
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    """The COMPLETE trials of a single-objective study, best first, each run once (a trial that took a
+    twin's result is its twin: sweeplab.sweeper.reuse). A tie goes to the earlier trial: the one rule by
+    which the summary, `studies show`, the report and its figures name the best."""
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if TrialRecord.of(t).reused_from is None
+    ]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     return sorted(sorted(done, key=lambda t: t.number), key=lambda t: -t.value if maximize else t.value)  # type: ignore[operator]
+
+
+def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Optuna's Pareto front of a study of several objectives (`best_trials`), each run once."""
+    return [t for t in study.best_trials if TrialRecord.of(t).reused_from is None]

@@ -26,7 +26,7 @@ from sweeplab.engine.storage import (
     open_storage_readonly,
     studies_folder,
 )
-from sweeplab.engine.study import ranked
+from sweeplab.engine.study import pareto_front, ranked
 from sweeplab.files import write_atomic
 from sweeplab.paths import config_dir
 from sweeplab.report import render
@@ -284,7 +284,7 @@ def _summary(study: optuna.Study) -> list[str]:
                 f"- data: {data.get('name')}{source}; budget: {budget} of batch {trainer.get('batch_size')}"
             )
     if complete and len(study.directions) > 1:
-        front = ", ".join(str(n) for n in sorted(t.number for t in study.best_trials))
+        front = ", ".join(str(n) for n in sorted(t.number for t in pareto_front(study)))
         lines.append(f"- best: no one trial; the Pareto front of the trials' values: trials {front}")
     if complete and len(study.directions) == 1:
         best = ranked(study)[0]

@@ -38,7 +38,7 @@ from sweeplab.engine.records import (
     TrialRecord,
 )
 from sweeplab.engine.storage import masked, open_storage, study_in_use
-from sweeplab.engine.study import ranked
+from sweeplab.engine.study import pareto_front, ranked
 from sweeplab.engine.workers import InlineRunner, WorkerDied, WorkerPool, runner_for
 from sweeplab.files import EnvironmentFault, environment_fault, writable_or_fault
 from sweeplab.stopping import Interrupted, signals_raise
@@ -364,8 +364,8 @@ class SweepController:
             self.sweep_dir,
         )
         if states["COMPLETE"]:
-            best = study.best_trials if len(self.objectives) > 1 else ranked(study)[:1]
-            for t in [t for t in best if TrialRecord.of(t).reused_from is None][:5]:  # each run once
+            best = pareto_front(study) if len(self.objectives) > 1 else ranked(study)[:1]
+            for t in best[:5]:
                 values = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, t.values, strict=True))
                 searched = " ".join(f"{k}={v}" for k, v in t.params.items()) or "(no searched values)"
                 log.info(

@@ -6,7 +6,7 @@ from pathlib import Path
 import optuna
 from omegaconf import OmegaConf
 
-from sweeplab.engine.study import ranked
+from sweeplab.engine.study import pareto_front, ranked
 from sweeplab.files import write_atomic
 
 
@@ -17,6 +17,6 @@ def write_results(study: optuna.Study, objectives: int, sweep_dir: Path) -> None
         best = ranked(study)[0]
         results = {"name": "optuna", "best_params": dict(best.params), "best_value": best.value}
     else:
-        front = [{"params": dict(t.params), "values": list(t.values)} for t in study.best_trials]
+        front = [{"params": dict(t.params), "values": list(t.values)} for t in pareto_front(study)]
         results = {"name": "optuna", "solutions": front}
     write_atomic(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(results))
