@@ -324,10 +324,10 @@ def test_a_pack_that_does_not_fit_is_split(make_cfg, monkeypatch, caplog) -> Non
 
     real = run.fit_pack
 
-    def fits_two(pack, first, bar):
+    def fits_two(pack, first):
         if len(pack) > 2:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(pack, first, bar)
+        return real(pack, first)
 
     monkeypatch.setattr(run, "fit_pack", fits_two)
     caplog.set_level(logging.INFO)

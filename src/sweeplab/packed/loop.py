@@ -13,7 +13,6 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from sweeplab.data import InputPipeline
 from sweeplab.packed.layers import NotPackable, PackedModel
@@ -165,7 +164,7 @@ class PackedStepper:
         self.schedules = [self.schedules[k] for k in kept]
 
 
-def fit_pack(pack: list[Member], first: int, progress: tqdm) -> None:
+def fit_pack(pack: list[Member], first: int) -> None:
     """Train the members (started at `first`) as one packed model; each ends with its last weights in
     its model and its outcome filled in."""
-    fit_members(pack, first, PackedStepper(pack), progress)
+    fit_members(pack, first, PackedStepper(pack))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
-from tqdm.auto import tqdm
 
 from sweeplab.packed.keys import pack_structure
 from sweeplab.packed.layers import NotPackable
@@ -123,13 +122,4 @@ def _group_by_start(members: list[Member]) -> list[tuple[int, list[Member]]]:
 def _fit(group: list[Member], first: int) -> None:
     lead = group[0]
     announce(lead.cfg, lead.trial, f", packed: {len(group)} runs")
-    bar = tqdm(
-        total=lead.trial.total_steps,
-        initial=first - 1,
-        unit="step",
-        disable=None if lead.trial.opts.progress else True,
-        dynamic_ncols=True,
-        leave=False,
-    )
-    fit_pack(list(group), first, bar)
-    bar.close()
+    fit_pack(list(group), first)

@@ -92,6 +92,8 @@ def distinct_runs(frame: pd.DataFrame) -> pd.DataFrame:
     and replicate seed are one run trained twice (a trial drawn again: a trial is a function of its config
     and seed), or the same run reused. Counted twice they would narrow a row's interval without a new
     sample; the first is kept."""
+    if frame.empty:
+        return frame
     attrs = frame.attrs
     identity = [
         "study",
@@ -101,8 +103,6 @@ def distinct_runs(frame: pd.DataFrame) -> pd.DataFrame:
         *attrs.get("replicate_keys", ()),
     ]
     present = list(dict.fromkeys(c for c in identity if c in frame))
-    if frame.empty:
-        return frame
     keys = frame[present].apply(lambda column: column.map(repr)).agg("\x1f".join, axis=1)
     return frame[~keys.duplicated()]
 

@@ -46,7 +46,7 @@ from sweeplab.sweeper.job import TrialJob, TrialOutcome, run_jobs, task_referenc
 from sweeplab.sweeper.packs import PackMatcher
 from sweeplab.sweeper.preview import preview
 from sweeplab.sweeper.results import write_results
-from sweeplab.sweeper.reuse import reused_value, twin_of
+from sweeplab.sweeper.reuse import Twins, reused_value
 from sweeplab.sweeper.settings import SweeperSettings
 from sweeplab.sweeper.slurm import check_cluster, in_slurm_worker, job_record, submit_study
 from sweeplab.sweeper.spec import SweepPlan, plan_sweep
@@ -102,6 +102,7 @@ class SweepController:
         self.replication = plan.replication
         deterministic = self.contract is not None and self.contract.deterministic
         self.reuse = deterministic if s.reuse_results is None else s.reuse_results
+        self.twins = Twins()
 
         def check_folders(study_id: str, trials: list) -> None:  # before a new study is kept
             self.folders = TrialFolders(s.study_name, study_id, masked(plan.spec.storage_url))
@@ -255,7 +256,7 @@ class SweepController:
                 replication=self.replication,
             )
             record = TrialRecord.of(trial)
-            twin = twin_of(record.config, self.shared.completed()) if self.reuse else None
+            twin = self.twins.of(record.config, self.shared.completed()) if self.reuse else None
             if twin is None:
                 self.folders.take(
                     folder, trial.number, resuming=record.resume_dir is not None, job=self.slurm_job

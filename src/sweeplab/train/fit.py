@@ -114,9 +114,26 @@ def start_member(member: Member) -> int:
     return state["step"] + 1
 
 
-def fit_members(pack: list[Member], first: int, stepper: Stepper, progress: tqdm) -> None:
+def fit_members(pack: list[Member], first: int, stepper: Stepper) -> None:
     """Train the members (started at `first`, `start_member`) to the end of their budget or their own
-    early stop; each ends with its last weights in its model and its outcome filled in."""
+    early stop; each ends with its last weights in its model and its outcome filled in. A progress bar
+    (`trainer.progress`) counts the steps."""
+    lead = pack[0].trial
+    progress = tqdm(
+        total=lead.total_steps,
+        initial=first - 1,
+        unit="step",
+        disable=None if lead.opts.progress else True,
+        dynamic_ncols=True,
+        leave=False,
+    )
+    try:
+        _fit(pack, first, stepper, progress)
+    finally:
+        progress.close()
+
+
+def _fit(pack: list[Member], first: int, stepper: Stepper, progress: tqdm) -> None:
     lead = pack[0].trial
     opts, data, device = lead.opts, lead.data, lead.device
     for m in pack:

@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from tqdm.auto import tqdm
 
 from sweeplab.config import to_dict
 from sweeplab.data import DataSplits, build_inputs, load_data
@@ -153,34 +152,27 @@ class SingleStepper:
     scaler), dropout and augmentation drawing from the global generator as any script's would."""
 
     def __init__(self, member: Member) -> None:
-        self.member, self.trial, self.scaler = member, member.trial, member.scaler
+        self.trial, self.scaler = member.trial, member.scaler
         # after start_member: a resumed optimizer's state is the one it works on
         self.update = Update(self.trial.optimizer, scaled=self.scaler.is_enabled())
         self.trial.model.train()
-        # what each step uses, looked up once: at a small model's step, lookups are a measurable share
-        self.x, self.y, self.scaled = (
-            self.trial.data.x_train,
-            self.trial.data.y_train,
-            self.scaler.is_enabled(),
-        )
-        self.model, self.inputs, self.loss_fn = self.trial.model, self.trial.inputs, self.trial.loss_fn
-        self.after_step = self.trial.schedule.after_step
 
     def step(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        trial, scaler, data = self.trial, self.scaler, self.trial.data
         idx = idx[0]
-        yb = self.y[idx]
-        with self.trial.autocast():
-            logits = self.model(self.inputs(self.x[idx], train=True))
-            loss = self.loss_fn(logits.float(), yb)
+        yb = data.y_train[idx]
+        with trial.autocast():
+            logits = trial.model(trial.inputs(data.x_train[idx], train=True))
+            loss = trial.loss_fn(logits.float(), yb)
         self.update.zero_grad()
-        if self.scaled:  # fp16: scaled; otherwise the scaler's wrappers would do nothing
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.trial.optimizer)
-            self.scaler.update()
+        if scaler.is_enabled():  # fp16: scaled; otherwise the scaler's wrappers would do nothing
+            scaler.scale(loss).backward()
+            scaler.step(trial.optimizer)
+            scaler.update()
         else:
             loss.backward()
             self.update.step()
-        self.after_step()
+        trial.schedule.after_step()
         return loss.detach(), (logits.argmax(1) == yb).sum()
 
     def evaluate(self) -> list[Evaluation]:
@@ -214,14 +206,5 @@ def fit(trial: Trial, recorder: RunRecorder, reporter: Reporter | None) -> Outco
     first = start_member(member)
     if member.outcome.status != "completed":  # pruned by its resumed history
         return member.outcome
-    bar = tqdm(
-        total=trial.total_steps,
-        initial=first - 1,
-        unit="step",
-        disable=None if trial.opts.progress else True,
-        dynamic_ncols=True,
-        leave=False,
-    )
-    fit_members([member], first, SingleStepper(member), bar)
-    bar.close()
+    fit_members([member], first, SingleStepper(member))
     return member.outcome
