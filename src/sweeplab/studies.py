@@ -134,8 +134,8 @@ def show_study(name: str, url: str) -> None:
 def delete_study(name: str, url: str, yes: bool) -> None:
     backend = open_storage_readonly(url)  # a missing storage or study is named, and nothing is created
     study = _load(name, backend, url)
-    trials = study.get_trials(deepcopy=False)
     with _unused(name, url):  # asked before the question, and again, held, for the deletion itself
+        trials = study.get_trials(deepcopy=False)  # read once no command runs it: no trial left behind
         _refuse_running(name, trials)
     if not yes:
         if not sys.stdin.isatty():
