@@ -15,8 +15,9 @@ from optuna.trial import TrialState
 
 from sweeplab.config import SweeplabError
 from sweeplab.engine.attrs import set_user_attrs
-from sweeplab.engine.lifecycle import QUEUE_AHEAD, SharedStudy, StudySpec
+from sweeplab.engine.lifecycle import SharedStudy, StudySpec
 from sweeplab.engine.owner import this_process
+from sweeplab.engine.plan_queue import QUEUE_AHEAD
 from sweeplab.engine.records import HEARTBEAT, OWNER
 from sweeplab.engine.storage import (
     StudyLockBusy,

@@ -9,20 +9,18 @@
 
 Opening, queueing and claiming happen under the study's lock (`storage.study_lock`), one process at a
 time, so 8 processes starting together create one study, queue its plan once, never run a queued trial
-twice and stop together at `n_trials`.
+twice and stop together at `n_trials`. The queue of trials to run first is `plan_queue`'s; what a
+claim reads of the storage, read once, is `reads`'.
 """
 
 import contextlib
 import copy
-import itertools
-import json
 import logging
 import threading
 import time
 import uuid
 import warnings
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,12 +31,13 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from sweeplab.config import SweeplabError
 from sweeplab.engine.attrs import set_user_attrs
 from sweeplab.engine.owner import this_process
+from sweeplab.engine.plan_queue import PlanQueue, fixed_params
+from sweeplab.engine.reads import StudyReads
 from sweeplab.engine.records import (
     COMMANDS,
     ERROR,
     HEARTBEAT,
     OWNER,
-    PLAN_QUEUED,
     RESUME_DIR,
     RETRIES,
     RETRY_OF,
@@ -54,8 +53,6 @@ from sweeplab.engine.study import SAMPLERS, build_from, check_same_study, optuna
 log = logging.getLogger("sweeplab.sweep")
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
-LIVE = (*DONE, TrialState.RUNNING, TrialState.WAITING)
-QUEUE_AHEAD = 64  # planned trials waiting in the queue at most
 
 
 @dataclass
@@ -100,8 +97,6 @@ class SharedStudy:
         self.mine: set[int] = set()  # the ids of this process's running trials
         self._beating = threading.Event()
         self._heart: threading.Thread | None = None
-        self._reads: dict[str, Any] | None = None  # within a claim: what was read (`_read_once`)
-        self._claimed_from: list[FrozenTrial] | None = None  # the trials the last claim read
         storage = open_storage(self.url)
         with self.locked():
             existed = spec.name in optuna.get_all_study_names(storage)
@@ -113,6 +108,8 @@ class SharedStudy:
                 directions=spec.directions,
                 load_if_exists=True,
             )
+            self.reads = StudyReads(self.study)
+            self.queue = PlanQueue(self.study, spec.plan, self.reads)
             try:
                 self.id = self._check_identity()
                 if check is not None:
@@ -124,44 +121,13 @@ class SharedStudy:
             # reclaim first: a planned trial whose retries a dead process used up is then a failed
             # planned trial, which a rerun queues again like any other
             self.reclaim()
-            self._queue(spec.enqueue, retry_planned=True)
-            self._top_up()
+            self.queue.enqueue(spec.enqueue, retry_planned=True)
+            self.queue.top_up(self.to_start())
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         with study_lock(self.url, self.spec.name):
             yield
-
-    @contextlib.contextmanager
-    def _read_once(self) -> Iterator[None]:
-        """Within one claim, under the lock: the study's trials and attributes are read from the storage
-        once (each read is about a millisecond on SQLite, more on a server; a claim asked five times),
-        and again only after this process writes. Other processes only finish trials meanwhile, which
-        changes no count a claim makes (finished or running are both taken)."""
-        self._reads, self._claimed_from = {}, None
-        try:
-            yield
-        finally:
-            self._reads = None
-
-    def _trials(self, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
-        if self._reads is None:
-            return self.study.get_trials(deepcopy=False, states=states)
-        if "trials" not in self._reads:
-            self._reads["trials"] = self._claimed_from = self.study.get_trials(deepcopy=False)
-        trials = self._reads["trials"]
-        return trials if states is None else [t for t in trials if t.state in states]
-
-    def _study_attrs(self) -> dict[str, Any]:
-        if self._reads is None:
-            return self.study.user_attrs
-        if "attrs" not in self._reads:
-            self._reads["attrs"] = self.study.user_attrs
-        return self._reads["attrs"]
-
-    def _wrote(self) -> None:
-        if self._reads is not None:
-            self._reads.clear()
 
     # --- open -------------------------------------------------------------------------------------
 
@@ -182,73 +148,34 @@ class SharedStudy:
             study.set_user_attr(COMMANDS, [*record.commands, spec.command])
         return StudyRecord.of(study).study_id  # type: ignore[return-value]
 
-    def _queue(self, wanted: Sequence[Mapping[str, Any]], retry_planned: bool = False) -> None:
-        """Queue each of `wanted` that has not run and is not under way, and (`retry_planned`) each
-        planned trial queued before whose trial failed: a rerun carries on, and tries again the planned
-        trials that failed. Under the lock, so each is queued once."""
-        taken = Counter(_key(_fixed_params(t)) for t in self.study.get_trials(deepcopy=False, states=LIVE))
-        queued = self._plan_queued() if retry_planned else 0
-        for params in [*wanted, *itertools.islice(self.spec.plan, queued)]:
-            if taken[_key(params)]:
-                taken[_key(params)] -= 1  # a plan may hold the same configuration twice on purpose
-            else:
-                self.study.enqueue_trial(dict(params))
-
-    def _plan_queued(self) -> int:
-        """How many of the plan's trials, in order, have been queued so far. The plan (a grid's points,
-        each setup) is queued as trials start, never more than QUEUE_AHEAD ahead, so a grid of any size
-        starts at once. (Studies of older versions queued their whole plan at once.)"""
-        queued = StudyRecord(self._study_attrs()).plan_queued
-        if queued is not None:
-            return queued
-        return len(self.spec.plan) if self._trials() else 0
-
-    def _top_up(self) -> None:
-        """Queue the plan's next trials, so that up to QUEUE_AHEAD (and no more than the budget still
-        needs) wait. Under the lock."""
-        queued, total = self._plan_queued(), len(self.spec.plan)
-        if queued >= total:
-            return
-        wanted = min(QUEUE_AHEAD, self.to_start()) - self.count(TrialState.WAITING)
-        more = max(0, min(wanted, total - queued))
-        for index in range(queued, queued + more):
-            self.study.enqueue_trial(dict(self.spec.plan[index]))
-        if more or PLAN_QUEUED not in self._study_attrs():
-            self.study.set_user_attr(PLAN_QUEUED, queued + more)
-            self._wrote()
-
     # --- budget -----------------------------------------------------------------------------------
 
     def count(self, *states: TrialState) -> int:
-        return len(self._trials(states))
+        return self.reads.count(*states)
 
     def to_start(self) -> int:
         """Trials still to start: every process on this storage counts the same stored trials."""
         return self.spec.n_trials - self.count(*DONE, TrialState.RUNNING)
 
     def exhausted(self) -> bool:
-        if (
-            self.spec.plan
-            and self._plan_queued() >= len(self.spec.plan)
-            and not self.count(TrialState.WAITING)
-        ):
-            return True  # every planned trial has been taken
+        if self.queue.all_taken():
+            return True
         sampler = self.study.sampler
         if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(self.study):
             return True
-        return StudyRecord(self._study_attrs()).sampler_exhausted
+        return StudyRecord(self.reads.attrs()).sampler_exhausted
 
     # --- claim and heartbeat ----------------------------------------------------------------------
 
     def claim(self) -> Trial | None:
         """The next trial for this process, or None when the budget is taken or nothing is left."""
-        with self.locked(), self._read_once():
+        with self.locked(), self.reads.once():
             self.reclaim()
-            self._top_up()
+            self.queue.top_up(self.to_start())
             if self.to_start() <= 0 or self.exhausted():
                 return None
             self.study.sampler = self._draw_sampler(self.study.sampler)
-            self._wrote()
+            self.reads.wrote()
             trial = self.study.ask()
             _stamp(trial)
         self.mine.add(trial._trial_id)
@@ -263,16 +190,16 @@ class SharedStudy:
         first's structural values) fixed, so packs fill even when the space mixes structural and
         packable keys."""
         claimed: list[Trial] = []
-        with self.locked(), self._read_once():
-            self._top_up()
+        with self.locked(), self.reads.once():
+            self.queue.top_up(self.to_start())
             count = min(count, self.to_start())
-            for waiting in self._trials((TrialState.WAITING,)):
+            for waiting in self.reads.trials((TrialState.WAITING,)):
                 if len(claimed) >= count:
                     break
-                if fits(_fixed_params(waiting)):
+                if fits(fixed_params(waiting)):
                     trial = self._claim_waiting(waiting._trial_id)
                     claimed += [trial] if trial else []
-            self._wrote()
+            self.reads.wrote()
             while len(claimed) < count and not self.spec.plan and not self.count(TrialState.WAITING):
                 if self.exhausted():
                     break
@@ -283,7 +210,7 @@ class SharedStudy:
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     study.sampler = optuna.samplers.PartialFixedSampler(fixed, base)
                 claimed.append(study.ask())
-                self._wrote()
+                self.reads.wrote()
             for trial in claimed:
                 _stamp(trial)
         self.mine.update(t._trial_id for t in claimed)
@@ -306,7 +233,7 @@ class SharedStudy:
         seed = self.spec.sampler.get("seed")
         if seed is None:
             return current
-        return self._sampler(draw_seed(seed, self._trials()))
+        return self._sampler(draw_seed(seed, self.reads.trials()))
 
     def _sampler(self, seed: int | None) -> optuna.samplers.BaseSampler:
         node = {**self.spec.sampler, "seed": seed}
@@ -335,7 +262,7 @@ class SharedStudy:
     def reclaim(self) -> list[int]:
         """Mark FAIL and queue again the RUNNING trials whose owner is gone. Call under the lock."""
         reclaimed = []
-        for trial in self._trials((TrialState.RUNNING,)):
+        for trial in self.reads.trials((TrialState.RUNNING,)):
             if trial._trial_id in self.mine:
                 continue
             reason = self._gone(trial)
@@ -358,7 +285,7 @@ class SharedStudy:
     def completed(self) -> list[FrozenTrial]:
         """The completed trials as the last claim read them (one read of the storage a trial; one that
         completed since is missed, which costs a twin's reuse at most), else as stored now."""
-        trials = self._claimed_from
+        trials = self.reads.claimed_from
         if trials is None:
             trials = self.study.get_trials(deepcopy=False)
         return [t for t in trials if t.state == TrialState.COMPLETE]
@@ -388,14 +315,14 @@ class SharedStudy:
         self.mine.discard(trial._trial_id)
 
     def _end(self, trial: FrozenTrial, error: str, requeue: bool, counts_as_retry: bool) -> None:
-        self._wrote()
+        self.reads.wrote()
         storage = self.study._storage
         try:
             storage.set_trial_user_attr(trial._trial_id, ERROR, error)
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
             return  # it finished meanwhile
-        params = _fixed_params(trial)
+        params = fixed_params(trial)
         record = TrialRecord.of(trial)
         retries = record.retries + counts_as_retry
         # a trial without values is queued again only where the study searches nothing: elsewhere it
@@ -436,19 +363,9 @@ def draw_seed(seed: int, trials: Sequence[FrozenTrial]) -> int:
     return zlib.crc32(f"{seed}:{draws}".encode())
 
 
-def _key(params: Mapping[str, Any]) -> str:
-    """A trial's values as a key that compares equal for equal values."""
-    return json.dumps(dict(params), sort_keys=True, default=str)
-
-
 def _stamp(trial: Trial) -> None:
     """A claimed trial's owner (this process) and first heartbeat."""
     set_user_attrs(trial, {OWNER: this_process().record(), HEARTBEAT: time.time()})
-
-
-def _fixed_params(trial: FrozenTrial) -> dict[str, Any]:
-    """The values a trial was queued with, else the ones it was given."""
-    return dict(trial.system_attrs.get("fixed_params") or trial.params)
 
 
 def _owner_text(trial: FrozenTrial) -> str:
