@@ -129,6 +129,29 @@ def test_a_study_is_never_deleted_under_a_running_sweep(tmp_path, sweeplab, back
     assert deleted.returncode == 0 and f"deleted study {name!r}" in deleted.stdout
 
 
+def test_a_sweep_that_ends_while_delete_waits_for_its_lock_leaves_a_study_deleted(tmp_path, monkeypatch):
+    """The running trials are judged as stored once no command runs the study, not as read before."""
+    from sweeplab import studies
+    from sweeplab.engine.attrs import set_user_attrs
+    from sweeplab.engine.owner import this_process
+    from sweeplab.engine.records import OWNER
+
+    url = f"sqlite:///{tmp_path}/race.db"
+    study = optuna.create_study(study_name="ending", storage=url)
+    trial = study.ask()
+    set_user_attrs(trial, {OWNER: this_process().record()})  # running, its process alive
+    unused = studies._unused
+
+    def sweep_ends_meanwhile(name, url):
+        if study.trials[0].state == optuna.trial.TrialState.RUNNING:
+            study.tell(trial, 0.5)  # the sweep's last trial ends, then it lets go of the study
+        return unused(name, url)
+
+    monkeypatch.setattr(studies, "_unused", sweep_ends_meanwhile)
+    studies.delete_study("ending", url, yes=True)
+    assert optuna.get_all_study_names(url) == []
+
+
 @pytest.mark.slow
 def test_a_refused_rerun_after_a_delete_leaves_no_empty_study(tmp_path, sweeplab):
     args = ["train", "-m", LR, "hydra.sweeper.study_name=gone", *FAST]
