@@ -13,7 +13,7 @@ from sweeplab.config import SweeplabError
 from sweeplab.engine.workers import WorkerDied
 from sweeplab.files import EnvironmentFault
 from sweeplab.sweeper.constraints import parse_constraints
-from sweeplab.sweeper.controller import SweepController, _as_metrics
+from sweeplab.sweeper.controller import SweepController
 from sweeplab.sweeper.job import TrialOutcome
 
 
@@ -126,15 +126,3 @@ def test_failures_stop_new_trials_at_max_failures_and_at_the_failure_rate() -> N
         )  # judged at a failure
         c._finish(c.shared.study.ask(), outcome)
     assert c.stop == "3 of 10 trials failed in this run (more than max_failure_rate 0.2)"
-
-
-@pytest.mark.parametrize(
-    ("value", "objectives", "metrics"),
-    [
-        ({"val_acc": 0.5, "params": 10}, ["val_acc"], {"val_acc": 0.5, "params": 10}),
-        (0.25, ["value"], {"value": 0.25}),
-        ((0.25, 3.0), ["value_0", "value_1"], {"value_0": 0.25, "value_1": 3.0}),  # hydra-optuna-sweeper's
-    ],
-)
-def test_what_a_task_returns_is_read_by_metric(value, objectives, metrics) -> None:
-    assert _as_metrics(value, objectives) == metrics

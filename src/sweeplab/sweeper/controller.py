@@ -14,9 +14,7 @@ import math
 import signal
 import time
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
@@ -28,11 +26,8 @@ from sweeplab.engine.folders import FolderTaken, TrialFolders
 from sweeplab.engine.lifecycle import DONE, SharedStudy
 from sweeplab.engine.progress import Progress
 from sweeplab.engine.records import (
-    ERROR,
-    METRICS,
     OUTPUT_DIR,
     PACKED_WITH,
-    REPLICATES,
     REUSED_FROM,
     SLURM_JOB,
     TrialRecord,
@@ -51,6 +46,7 @@ from sweeplab.sweeper.settings import SweeperSettings
 from sweeplab.sweeper.slurm import check_cluster, in_slurm_worker, job_record, submit_study
 from sweeplab.sweeper.spec import SweepPlan, plan_sweep
 from sweeplab.sweeper.task import contract_of
+from sweeplab.sweeper.verdict import judge
 
 log = logging.getLogger("sweeplab.sweep")
 
@@ -292,41 +288,25 @@ class SweepController:
             )
         if outcome.error is not None:
             return self._failed(trial, outcome.error, outcome.traceback)
-        metrics = _as_metrics(outcome.value, list(self.objectives))
-        records = {}
-        if REPLICATES in metrics:  # each member's seed and metrics (sweeplab.sweeper.replicates)
-            records[REPLICATES] = [_json_safe(m) for m in metrics.pop(REPLICATES)]
-        records[METRICS] = _json_safe(metrics)
-        status = metrics.get("status", "completed")
-        if status == "diverged":
-            member = metrics.get("replicate")
-            whose = f"the loss of replicate {member}" if member else "the loss"
-            records[ERROR] = f"diverged: {whose} became NaN or infinite by step {metrics.get('steps')}"
-        set_user_attrs(trial, records)
-        if status in ("pruned", "diverged"):  # both stopped early: finished, not failed
+        verdict = judge(outcome.value, list(self.objectives), self.constraints)
+        set_user_attrs(trial, verdict.records)
+        if verdict.state == "PRUNED":
             self.ran["PRUNED"] += 1
             self.shared.prune(trial)
-            return self._ended(trial, "PRUNED", f"({status} at step {metrics.get('steps')})")
-        missing = [m for m in self.objectives if not isinstance(metrics.get(m), int | float)]
-        if missing:  # the objectives name what the task does not return: every trial would fail alike
-            reported = ", ".join(map(str, metrics)) if metrics else "nothing"
-            error = f"the run reported no {', '.join(missing)}; it reported {reported}"
-            self._failed(trial, error)
-            raise SweeplabError(
-                f"trial {trial.number}: {error}. Set hydra.sweeper.objectives to metrics the task returns"
-            )
-        values = [float(metrics[m]) for m in self.objectives]
-        if not all(math.isfinite(v) for v in values):
-            return self._failed(trial, f"objective values are not finite: {values}")
-        for metric, constraint in self.constraints.items():  # read by Optuna's samplers and best_trials
-            value = metrics.get(metric)
-            if not isinstance(value, int | float) or not math.isfinite(value):
-                return self._failed(trial, f"the run reported no finite {metric} for its constraint")
-            trial.set_constraint(metric, constraint.violation(float(value)))
+            return self._ended(trial, "PRUNED", verdict.detail)
+        if verdict.state == "FAIL":
+            self._failed(trial, verdict.detail)
+            if verdict.objectives_missing:
+                raise SweeplabError(
+                    f"trial {trial.number}: {verdict.detail}. Set hydra.sweeper.objectives to metrics "
+                    "the task returns"
+                )
+            return
+        for metric, violation in verdict.violations.items():
+            trial.set_constraint(metric, violation)
         self.ran["COMPLETE"] += 1
-        self.shared.complete(trial, values)
-        shown = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.objectives, values, strict=True))
-        self._ended(trial, "COMPLETE", shown)
+        self.shared.complete(trial, verdict.values)
+        self._ended(trial, "COMPLETE", verdict.detail)
 
     def _ended(self, trial: Trial, state: str, detail: str) -> None:
         counts = Counter(t.state.name for t in self.shared.study.get_trials(deepcopy=False))
@@ -384,17 +364,3 @@ class SweepController:
                 "stopped: %s; the most common error (%d trials): %s", self.stop, times, error.splitlines()[0]
             )
             raise SystemExit(1)
-
-
-def _as_metrics(value: Any, objectives: list[str]) -> dict[str, Any]:
-    """What a task returned, by metric: a dict as it is; a float for the one objective; a tuple or list
-    (a multi-objective task of hydra-optuna-sweeper's kind), one value per objective in order."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, list | tuple) and len(objectives) > 1:
-        return dict(zip(objectives, value, strict=False))
-    return {objectives[0]: value}
-
-
-def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
