@@ -9,8 +9,9 @@ from optuna.trial import TrialState, create_trial
 
 from sweeplab.report.command import write_report
 from sweeplab.report.frame import studies_frame, trials_frame
+from sweeplab.report.marginals import marginals
 from sweeplab.report.render import to_csv, to_html, to_latex, to_markdown
-from sweeplab.report.tables import build_table, marginals
+from sweeplab.report.tables import build_table
 
 
 def add(study, config, metrics, state=TrialState.COMPLETE):

@@ -33,9 +33,10 @@ from sweeplab.report.figures import write_figures
 from sweeplab.report.folder import check_out, report_folder
 from sweeplab.report.frame import python_value, studies_frame
 from sweeplab.report.front import pareto_section
+from sweeplab.report.marginals import marginals
 from sweeplab.report.page import to_page
 from sweeplab.report.summary import comparison, study_summary
-from sweeplab.report.tables import Statistics, build_table, marginals
+from sweeplab.report.tables import Statistics, build_table
 from sweeplab.run_records import problems
 from sweeplab.stopping import signals_raise
 from sweeplab.sweeper.constraints import parse_constraints

@@ -20,9 +20,9 @@ from matplotlib.ticker import MaxNLocator
 
 from sweeplab.engine.study import ranked
 from sweeplab.files import write_atomic
+from sweeplab.report.headers import HEADERS
 from sweeplab.report.render import format_value
 from sweeplab.report.stats import bounds_of, mean_interval
-from sweeplab.report.tables import HEADERS
 from sweeplab.run_records import DamagedRecord, read_history
 
 log = logging.getLogger(__name__)

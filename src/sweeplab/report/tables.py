@@ -9,39 +9,10 @@ import pandas as pd
 
 from sweeplab.config import SweeplabError
 from sweeplab.report.frame import distinct_runs, python_value
+from sweeplab.report.headers import header
 from sweeplab.report.pareto import ParetoMarks, mark_rows
 from sweeplab.report.stats import Change, Interval, bounds_of, holm, mean_interval, welch
 from sweeplab.sweeper.constraints import Constraint
-
-# Headers as people write them in reports; any other column keeps its key.
-HEADERS = {
-    "model.name": "Model",
-    "model.hidden": "Layers",
-    "model.activation": "Act.",
-    "model.norm": "Norm.",
-    "model.dropout": "Dropout",
-    "model.channels": "Channels",
-    "model.kernel_size": "Filter size",
-    "optimizer.name": "Optim.",
-    "optimizer.lr": "LR",
-    "optimizer.momentum": "Momentum",
-    "optimizer.weight_decay": "L2",
-    "scheduler.name": "LR schedule",
-    "trainer.batch_size": "Batch size",
-    "trainer.max_steps": "Steps",
-    "trainer.epochs": "Epochs",
-    "loss.name": "Loss",
-    "preprocess.name": "Preproc.",
-    "val_acc": "Val. acc.",
-    "test_acc": "Test acc.",
-    "test_acc_last": "Test acc. (last)",
-    "params": "Params",
-    "train_seconds": "Train s",
-    "study": "Study",
-    "trainer.seed": "Seed",
-    "status": "State",
-}
-
 
 MISSING = "–"  # how a key that a trial's config lacks is grouped and shown
 OUTCOME = "status"  # the State column of a table with FAIL and PRUNED trials
@@ -174,7 +145,7 @@ def build_table(
         std=std,
         n=grouped.size().loc[order].tolist(),
         trials=[tuple(dict.fromkeys(t)) for t in grouped["trial"].apply(tuple).loc[order]],  # a trial once
-        headers={c: _header(c, headers or {}) for c in [*shown, *metric_columns]},
+        headers={c: header(c, headers or {}) for c in [*shown, *metric_columns]},
         labels={k: {str(raw): str(text) for raw, text in v.items()} for k, v in (values or {}).items()},
         transpose=transpose,
         samples={m: [list(v) for v in grouped[m].apply(list).loc[order]] for m in metric_columns},
@@ -312,44 +283,6 @@ def _where(frame: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
         texts = {str(tuple(o) if isinstance(o, list) else o) for o in options}
         frame = frame[frame[column].map(lambda v, texts=texts: str(python_value(v)) in texts)]
     return frame
-
-
-def _header(column: str, headers: Mapping[str, str]) -> str:
-    if column in headers:
-        return headers[column]
-    if column.startswith("test_acc[") and column.endswith("]"):
-        return column[len("test_acc[") : -1]  # a class's name
-    return " / ".join(HEADERS.get(part, part) for part in column.split("+"))
-
-
-MAX_VALUES = 6  # a numeric hyperparameter with more distinct values is binned in the marginal tables
-
-
-def marginals(
-    frame: pd.DataFrame, metric: str, direction: str, columns: Sequence[str]
-) -> dict[str, pd.DataFrame]:
-    """For each hyperparameter, the metric per value (a continuous one: per quantile bin, shown as its
-    range): mean, best and number of trials."""
-    kept = distinct_runs(frame[frame["state"] == "COMPLETE"])
-    best = "max" if direction == "maximize" else "min"
-    tables = {}
-    for c in columns:
-        values = kept[c]
-        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        binned = numeric and values.nunique() > MAX_VALUES
-        if binned:  # quantile bins, in order, each shown as the range of the values in it
-            bins = pd.qcut(values, q=min(5, values.nunique()), duplicates="drop")
-            ranges = values.groupby(bins, observed=True).agg(["min", "max"])
-            labels = {b: f"{r['min']:.3g} – {r['max']:.3g}" for b, r in ranges.iterrows()}  # in bin order
-            values = pd.Series(
-                pd.Categorical(bins.map(labels), categories=list(labels.values()), ordered=True),
-                index=kept.index,
-            )
-        table = kept.groupby(values.rename(c), dropna=False, observed=True, sort=True)[metric].agg(
-            mean="mean", best=best, n="count"
-        )
-        tables[c] = table.astype({"n": int}).reset_index()
-    return tables
 
 
 def _outcome(row: Any) -> str:
