@@ -26,7 +26,7 @@ from sweeplab.engine.storage import (
     open_storage_readonly,
     study_in_use,
 )
-from sweeplab.sweeper.spec import GridPlan
+from sweeplab.sweeper.grid import GridPlan
 
 POSTGRES = os.environ.get("SWEEPLAB_TEST_POSTGRES")
 BACKENDS = [

@@ -7,9 +7,8 @@ import math
 import os
 import re
 import shlex
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any
 
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
@@ -17,7 +16,6 @@ from optuna.distributions import CategoricalDistribution
 
 from sweeplab.config import ConfigError
 from sweeplab.engine.lifecycle import StudySpec
-from sweeplab.engine.pareto_pruning import ParetoPruner
 from sweeplab.engine.records import CONSTRAINTS, REPLICATES
 from sweeplab.engine.reference import StudyRef
 from sweeplab.engine.storage import study_name_problem
@@ -25,6 +23,8 @@ from sweeplab.engine.study import SAMPLERS, build_from, optuna_pruner
 from sweeplab.registry import locate
 from sweeplab.sweeper.composer import TrialComposer
 from sweeplab.sweeper.constraints import Constraint, parse_constraints, stored
+from sweeplab.sweeper.grid import GridPlan, grid_of
+from sweeplab.sweeper.objectives import monitored_metric, objectives_of
 from sweeplab.sweeper.replicates import AGGREGATES, Replication
 from sweeplab.sweeper.settings import SweeperSettings
 from sweeplab.sweeper.setups import Setup, expand_setups, plan_trials
@@ -101,13 +101,13 @@ def plan_sweep(
         params = {"setup": Param("setup", CategoricalDistribution(list(setups))), **params}
     objectives: dict[str, str] = {}
     with problems.check():
-        objectives = _objectives(s, contract)
+        objectives = objectives_of(s, contract)
     monitor = None
     with problems.check():
-        monitor = _monitor(s, objectives, contract)
+        monitor = monitored_metric(s, objectives, contract)
     grid = None
     with problems.check():
-        grid = _grid(s, params)
+        grid = grid_of(s, params)
     with problems.check():
         optuna_pruner(s.pruner, len(objectives))
     constraints: dict[str, Constraint] = {}
@@ -263,116 +263,3 @@ def _command(overrides: list[str]) -> str:
     """The command as the user could run it again, with the environment it needed in front."""
     environment = [f"{k}={os.environ[k]}" for k in RECORDED_ENVIRONMENT if k in os.environ]
     return shlex.join([*environment, "sweeplab", "train", "-m", *overrides])
-
-
-class GridPlan(Sequence[dict[str, Any]]):
-    """A grid's points in `itertools.product` order, each made when asked for: a grid of any size costs
-    nothing until its points are queued (a few at a time, as trials start)."""
-
-    def __init__(self, grid: dict[str, list]) -> None:
-        self.keys, self.values = list(grid), [list(v) for v in grid.values()]
-        self.size = math.prod(len(v) for v in self.values)
-
-    def __len__(self) -> int:
-        return self.size
-
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
-
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self.size))]
-        if not -self.size <= index < self.size:
-            raise IndexError(index)
-        index %= self.size
-        point = {}
-        for key, values in zip(reversed(self.keys), reversed(self.values), strict=True):
-            index, at = divmod(index, len(values))
-            point[key] = values[at]
-        return {key: point[key] for key in self.keys}
-
-
-def _grid(s: SweeperSettings, params: dict[str, Param]) -> dict[str, list] | None:
-    """Every value of every param, for the grid and brute-force samplers (which need discrete ones)."""
-    if s.sampler["name"] not in ("grid", "bruteforce"):
-        return None
-    return {key: p.grid_values() for key, p in params.items()}
-
-
-def _directions(s: SweeperSettings, contract: TaskContract | None) -> list[str] | None:
-    """`directions`, or hydra-optuna-sweeper's `direction` (a word or a list); None where neither is set."""
-    if s.direction is None:
-        return None if s.directions is None else list(s.directions)
-    given = [s.direction] if isinstance(s.direction, str) else list(s.direction)
-    if s.directions is not None and list(s.directions) != given:
-        raise ConfigError(
-            "hydra.sweeper.direction",
-            f"{s.direction} and hydra.sweeper.directions={list(s.directions)} disagree; keep one of them",
-        )
-    return given
-
-
-def _objectives(s: SweeperSettings, contract: TaskContract | None) -> dict[str, str]:
-    """The metrics and their directions. Unset: sweeplab's train maximizes val_acc; another task's
-    value (a float, or a tuple of them) is `value` or `value_0`, `value_1`, ..., minimized by default as
-    hydra-optuna-sweeper does."""
-    directions = _directions(s, contract)
-    if s.objectives is not None:
-        metrics = list(s.objectives)
-    elif contract is not None:
-        metrics = [next(iter(contract.metrics))] if directions is None or len(directions) == 1 else []
-    else:
-        n = len(directions or [None])
-        metrics = ["value"] if n == 1 else [f"value_{i}" for i in range(n)]
-    if directions is None:
-        directions = ["maximize" if contract is not None else "minimize"] * len(metrics)
-    if not metrics or len(metrics) != len(directions) or len(set(metrics)) != len(metrics):
-        raise ConfigError(
-            "hydra.sweeper.objectives",
-            f"name distinct metrics, one direction each; got objectives={metrics}, directions={directions}",
-        )
-    for direction in directions:
-        if direction not in ("maximize", "minimize"):
-            key = "hydra.sweeper.direction" if s.direction is not None else "hydra.sweeper.directions"
-            raise ConfigError(key, f"each is maximize or minimize, got {direction!r}")
-    unknown = [m for m in metrics if contract is not None and m not in contract.metrics]
-    if unknown:
-        known = list(contract.metrics)  # type: ignore[union-attr]
-        raise ConfigError(
-            "hydra.sweeper.objectives",
-            "; ".join(f"{m!r} is not a metric the task reports{closest(m, known)}" for m in unknown)
-            + f"; it reports: {', '.join(known)}",
-        )
-    return dict(zip(metrics, directions, strict=True))
-
-
-def _monitor(s: SweeperSettings, objectives: dict[str, str], contract: TaskContract | None) -> str | None:
-    """The objective the pruner watches: the only one, or `pruner.on` of several (sweeplab's rule,
-    engine.pareto_pruning, whose options are checked here)."""
-    if s.pruner["name"] == "none" or not objectives:
-        return None
-    on = s.pruner.get("on")
-    if len(objectives) > 1 and on is None:
-        raise ConfigError(
-            "hydra.sweeper.pruner",
-            f"a study of several objectives prunes on one of them: set hydra.sweeper.pruner.on to one of "
-            f"{', '.join(objectives)}, or use pruner none",
-        )
-    watched = next(iter(objectives)) if on is None else on
-    if watched not in objectives:
-        raise ConfigError(
-            "hydra.sweeper.pruner.on",
-            f"{watched!r} is not an objective{closest(watched, list(objectives))}; the study's objectives: "
-            f"{', '.join(objectives)}",
-        )
-    if contract is not None and watched not in contract.intermediate:
-        raise ConfigError(
-            "hydra.sweeper.pruner",
-            f"pruning needs an objective the task reports during a run ({', '.join(contract.intermediate)})"
-            f", not {watched!r}{closest(watched, contract.intermediate)}",
-        )
-    if len(objectives) > 1:
-        ParetoPruner.of(s.pruner, objectives, contract.known if contract is not None else ())
-    return watched
