@@ -95,28 +95,21 @@ def reach_rule(quantile: float = 100, warmup: int = 100, startup: int = 3, neare
         peers = [d.final for d in done if d.params <= run.params]
         if step < warmup or len(done) < startup or not peers:
             return False
-        near = done
-        if nearest:
-            keys = [k for k, _ in run.config]
-            for size in range(len(keys), -1, -1):
-                near = next(
-                    (
-                        m
-                        for c in itertools.combinations(run.config, size)
-                        if len(m := _sharing(done, c)) >= nearest
-                    ),
-                    [],
-                )
-                if near:
-                    break
+        near = _nearest(run, done, nearest) if nearest else done
         gains = [d.final - d.best(step) for d in near]
         return run.best(step) + float(np.percentile(gains, quantile)) < max(peers)
 
     return rule
 
 
-def _sharing(done: list[Run], values: tuple) -> list[Run]:
-    return [d for d in done if set(values) <= set(d.config)]
+def _nearest(run: Run, done: list[Run], count: int) -> list[Run]:
+    """The completed trials that share the most searched values with `run`, at least `count` of them."""
+    for size in range(len(run.config), -1, -1):
+        for values in itertools.combinations(run.config, size):
+            sharing = [d for d in done if set(values) <= set(d.config)]
+            if len(sharing) >= count:
+                return sharing
+    return done
 
 
 def slope_rule(window: int = 2, warmup: int = 200) -> Rule:
