@@ -121,6 +121,16 @@ def _remove_refused(output_dir: Path) -> None:
             output_dir.parent.rmdir()  # the day's folder, where this was its only run
 
 
+# Hydra's flags that choose what it does, of which a command takes one
+HYDRA_MODES = {
+    **dict.fromkeys(("-m", "--multirun"), "--multirun"),
+    **dict.fromkeys(("-c", "--cfg"), "--cfg"),
+    **dict.fromkeys(("-i", "--info"), "--info"),
+    **dict.fromkeys(("-r", "--run"), "--run"),
+    **dict.fromkeys(("-sc", "--shell-completion"), "--shell-completion"),
+}
+
+
 def _train(args: list[str]) -> None:
     for flag, override in (
         ("--dry-run", "hydra.sweeper.dry_run=true"),
@@ -128,6 +138,13 @@ def _train(args: list[str]) -> None:
     ):
         if flag in args:
             args = [a for a in args if a != flag] + [override]
+    modes = sorted({HYDRA_MODES[a] for a in args if a in HYDRA_MODES})
+    if len(modes) > 1:  # Hydra would raise a ValueError, shown as a traceback
+        raise SweeplabError(
+            f"{' and '.join(modes)} cannot be given together (Hydra does one of them): "
+            "to see a trial's config, drop -m (`--cfg job`); to see a sweep's trials without running "
+            "them, use --dry-run"
+        )
     # Hydra reads its overrides from sys.argv: hand it everything after the sub-command. Its own
     # handler would print any error with a traceback; this lets them through to `_expected_faults`.
     sys.argv = ["sweeplab train", *args]

@@ -253,6 +253,31 @@ def test_a_bad_override_of_a_single_run_is_one_line(tmp_path, sweeplab):
     assert said in slurm.stdout and nothing_created(tmp_path)
 
 
+def test_the_sweepers_own_maps_take_new_keys_from_the_command_line_and_hydras_modes_one_at_a_time(
+    tmp_path, sweeplab
+):
+    """`params` and `constraints` hold the user's keys: set whole or a key at a time, as in a sweep file."""
+    whole = sweeplab(
+        "train",
+        "-m",
+        'hydra.sweeper.params={optimizer.lr: "choice(0.1,0.01)"}',
+        'hydra.sweeper.constraints={params: "<= 100000"}',
+        "hydra.sweeper.n_trials=2",
+        "--dry-run",
+    )
+    assert whole.returncode == 0, whole.stdout
+    assert (
+        "constraints: params <= 100000" in whole.stdout
+        and "optimizer.lr: choice of 0.1, 0.01" in whole.stdout
+    )
+    one_key = sweeplab("train", "-m", LR, 'hydra.sweeper.constraints.params=">= 10"', "--dry-run")
+    assert one_key.returncode == 0 and "constraints: params >= 10" in one_key.stdout, one_key.stdout
+    both = sweeplab("train", "-m", LR, "--cfg", "job", process=True)  # Hydra's ValueError, as a traceback
+    assert both.returncode == 2 and "Traceback" not in both.stdout
+    assert "sweeplab train: error: --cfg and --multirun cannot be given together" in both.stdout
+    assert nothing_created(tmp_path)
+
+
 def test_the_closest_key_is_found_by_its_last_part_or_its_path():
     known = ["hydra.sweeper.slurm.qos", "hydra.sweeper.slurm.partition", "model.hidden", "optimizer.lr"]
     assert closest("hydra.sweeper.slurm.partiton", known) == " (did you mean hydra.sweeper.slurm.partition?)"

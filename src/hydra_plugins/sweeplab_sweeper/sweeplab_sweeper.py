@@ -13,9 +13,13 @@ from sweeplab.paths import register_resolvers
 from sweeplab.sweeper.settings import SAMPLER_CLASSES, SweeperSettings
 
 register_resolvers()
-ConfigStore.instance().store(
-    group="hydra/sweeper", name="sweeplab", node=SweeperSettings, provider="sweeplab"
-)
+# `params` and `constraints` hold the user's own keys: open, so that `hydra.sweeper.params={...}` and
+# `hydra.sweeper.constraints.params="<= 1e5"` work from the command line as in a sweep file (the sweep
+# checks their keys against the config); every other key of the settings stays closed to typos
+_settings = OmegaConf.structured(SweeperSettings)
+for _open_map in ("params", "constraints"):
+    OmegaConf.set_struct(_settings[_open_map], False)
+ConfigStore.instance().store(group="hydra/sweeper", name="sweeplab", node=_settings, provider="sweeplab")
 # `override hydra/sweeper/sampler: grid`, as with hydra-optuna-sweeper; options go beside the name
 for _sampler in SAMPLER_CLASSES.values():
     ConfigStore.instance().store(

@@ -27,6 +27,7 @@ def preview(plan: SweepPlan, n_jobs: int, pack: int = 1, slurm: SlurmSettings | 
         + "; a rerun of a stored study runs only what it lacks",
         *([plan.replication.stored().describe()] if plan.replication else []),
         "objectives: " + ", ".join(f"{m} ({d})" for m, d in plan.objectives.items()),
+        *(["constraints: " + ", ".join(map(str, plan.constraints.values()))] if plan.constraints else []),
         f"sampler: {spec.sampler['name']} {options(spec.sampler)}".rstrip(),
         f"pruner: {spec.pruner['name']} {options(spec.pruner)}".rstrip()
         + (f", watching {plan.monitor}" if plan.monitor else ""),
