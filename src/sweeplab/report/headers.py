@@ -3,7 +3,6 @@ keeps its key, and a report spec's `headers` win over both."""
 
 from collections.abc import Mapping
 
-# Headers as people write them in reports; any other column keeps its key.
 HEADERS = {
     "model.name": "Model",
     "model.hidden": "Layers",
